@@ -1,0 +1,148 @@
+//! The tokio runtime (feature `runtime-tokio`, on by default): the [`Runtime`]
+//! trait for tokio and the controller family over it.
+//!
+//! ```no_run
+//! use smtpkit::handlers::Sink;
+//! use smtpkit::tokio::Controller;
+//!
+//! let mut controller = Controller::new(Sink).with_hostname("127.0.0.1").with_port(0);
+//! controller.start().unwrap();
+//! println!("listening on {}", controller.local_addr().unwrap());
+//! controller.stop().unwrap();
+//! ```
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use ::tokio::net;
+use ::tokio::time::Sleep;
+use tokio_util::compat::TokioAsyncReadCompatExt;
+
+use crate::proto::{Config, Peer};
+use crate::server::{
+    AsyncTimer, BoxFuture, BoxStream, Handler, Listener, LocalController, Runtime, Signal, Tcp,
+    ThreadedController, Unix,
+};
+
+/// The tokio [`Runtime`].
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TokioRuntime;
+
+impl AsyncTimer for Sleep {
+    fn reset(self: Pin<&mut Self>, deadline: Instant) {
+        Sleep::reset(self, deadline.into());
+    }
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        Future::poll(self, cx)
+    }
+}
+
+struct TcpAcceptor(net::TcpListener);
+
+impl Listener for TcpAcceptor {
+    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<(BoxStream, Peer)>> {
+        self.0.poll_accept(cx).map_ok(|(stream, addr)| {
+            let _ = stream.set_nodelay(true);
+            (Box::new(stream.compat()) as BoxStream, Peer::Tcp(addr))
+        })
+    }
+}
+
+#[cfg(unix)]
+struct UnixAcceptor(net::UnixListener);
+
+#[cfg(unix)]
+impl Listener for UnixAcceptor {
+    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<(BoxStream, Peer)>> {
+        self.0
+            .poll_accept(cx)
+            .map_ok(|(stream, _)| (Box::new(stream.compat()) as BoxStream, Peer::Unix))
+    }
+}
+
+impl Runtime for TokioRuntime {
+    fn spawn(&self, future: BoxFuture) {
+        ::tokio::spawn(future);
+    }
+
+    fn new_timer(&self, deadline: Instant) -> Pin<Box<dyn AsyncTimer>> {
+        Box::pin(::tokio::time::sleep_until(deadline.into()))
+    }
+
+    fn wrap_tcp_listener(&self, listener: std::net::TcpListener) -> io::Result<Box<dyn Listener>> {
+        Ok(Box::new(TcpAcceptor(net::TcpListener::from_std(listener)?)))
+    }
+
+    #[cfg(unix)]
+    fn wrap_unix_listener(
+        &self,
+        listener: std::os::unix::net::UnixListener,
+    ) -> io::Result<Box<dyn Listener>> {
+        Ok(Box::new(UnixAcceptor(net::UnixListener::from_std(listener)?)))
+    }
+
+    fn block_on(&self, future: BoxFuture) -> io::Result<()> {
+        ::tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(future);
+        Ok(())
+    }
+}
+
+/// A TCP server on its own thread and tokio runtime (aiosmtpd's `Controller`).
+pub type Controller<H> = ThreadedController<H, TokioRuntime, Tcp>;
+/// A Unix-socket server on its own thread (aiosmtpd's `UnixSocketController`).
+pub type UnixSocketController<H> = ThreadedController<H, TokioRuntime, Unix>;
+/// A TCP server on the caller's tokio runtime (aiosmtpd's `UnthreadedController`).
+pub type UnthreadedController<H> = LocalController<H, TokioRuntime, Tcp>;
+/// A Unix-socket server on the caller's tokio runtime.
+pub type UnixSocketUnthreadedController<H> = LocalController<H, TokioRuntime, Unix>;
+
+/// Serves `listener` with `handler` until `shutdown` completes, then closes the
+/// listener, gives open connections `421` and returns once they end.
+pub async fn serve<H: Handler>(
+    listener: net::TcpListener,
+    handler: H,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    serve_any(Box::new(TcpAcceptor(listener)), handler, config, shutdown).await
+}
+
+/// [`serve`] for a Unix domain socket.
+#[cfg(unix)]
+pub async fn serve_unix<H: Handler>(
+    listener: net::UnixListener,
+    handler: H,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    serve_any(Box::new(UnixAcceptor(listener)), handler, config, shutdown).await
+}
+
+async fn serve_any<H: Handler>(
+    listener: Box<dyn Listener>,
+    handler: H,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let signal = Signal::new();
+    let fire = signal.clone();
+    ::tokio::spawn(async move {
+        shutdown.await;
+        fire.fire();
+    });
+    crate::server::serve_listeners(
+        Arc::new(TokioRuntime),
+        vec![listener],
+        Arc::new(handler),
+        config,
+        signal,
+    )
+    .await
+}

@@ -1,0 +1,236 @@
+//! `smtpkit`: the command-line SMTP server, mirroring `python -m aiosmtpd`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use smtpkit::Config;
+use smtpkit::handlers::{Debugging, Mailbox, Sink};
+use smtpkit::server::{Handler, default_server_hostname};
+use smtpkit::tokio::{Controller, UnixSocketController};
+
+const DEFAULT_HOST: &str = "localhost";
+const DEFAULT_PORT: u16 = 8025;
+
+/// An RFC 5321 SMTP server with extensions.
+#[derive(Parser, Debug)]
+#[command(name = "smtpkit", version, about = "An RFC 5321 SMTP server with extensions.")]
+struct Args {
+    /// Do not setuid to `nobody` (which needs root); without this flag smtpkit
+    /// switches to `nobody` after binding, as aiosmtpd does.
+    #[arg(short = 'n', long = "nosetuid")]
+    nosetuid: bool,
+
+    /// Handler for received mail: `sink`, `debugging` (default) or `mailbox DIR`
+    /// (aiosmtpd class paths such as `aiosmtpd.handlers.Sink` work too).
+    #[arg(short = 'c', long = "class", value_name = "HANDLER", default_value = "debugging")]
+    class: String,
+
+    /// Restrict messages to SIZE bytes (RFC 1870 SIZE). Default: no limit, as
+    /// aiosmtpd's CLI (its help text claims 33,554,432).
+    #[arg(short = 's', long = "size", value_name = "SIZE")]
+    size: Option<usize>,
+
+    /// Enable the SMTPUTF8 extension (RFC 6531).
+    #[arg(short = 'u', long = "smtputf8")]
+    smtputf8: bool,
+
+    /// Increase debugging output (repeatable: -d info, -dd debug, -ddd trace).
+    #[arg(short = 'd', long = "debug", action = clap::ArgAction::Count)]
+    debug: u8,
+
+    /// Host and port to listen on: `HOST:PORT`, `HOST`, `:PORT` (default localhost:8025).
+    #[arg(short = 'l', long = "listen", value_name = "[HOST][:PORT]", num_args = 0..=1)]
+    listen: Option<Option<String>>,
+
+    /// Listen on this Unix domain socket instead of TCP.
+    #[arg(long = "unix", value_name = "PATH", conflicts_with = "listen")]
+    unix: Option<PathBuf>,
+
+    /// Name in the greeting and HELO/EHLO replies (default: this machine's name).
+    #[arg(long = "hostname", value_name = "NAME")]
+    hostname: Option<String>,
+
+    /// Additional arguments for the handler (e.g. the Maildir for `mailbox`).
+    #[arg(value_name = "CLASSARGS")]
+    classargs: Vec<String>,
+}
+
+fn usage_error(msg: &str) -> ExitCode {
+    eprintln!("smtpkit: error: {msg}");
+    ExitCode::from(2)
+}
+
+/// aiosmtpd's `-l` parsing: `rpartition(":")`.
+fn parse_listen(listen: Option<&str>) -> Result<(String, u16), String> {
+    let Some(listen) = listen else {
+        return Ok((DEFAULT_HOST.to_owned(), DEFAULT_PORT));
+    };
+    match listen.rsplit_once(':') {
+        None => Ok((listen.to_owned(), DEFAULT_PORT)),
+        Some((host, port)) => {
+            let host = if host.is_empty() { DEFAULT_HOST } else { host };
+            let port = if port.is_empty() {
+                DEFAULT_PORT
+            } else {
+                port.parse()
+                    .map_err(|_| format!("Invalid port number: {port}"))?
+            };
+            Ok((host.to_owned(), port))
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            let text = e.to_string();
+            let line = text
+                .lines()
+                .next()
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
+            return usage_error(line);
+        }
+    };
+    init_logging(args.debug);
+    let class = args.class.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+    match class.as_str() {
+        "sink" => {
+            if !args.classargs.is_empty() {
+                return usage_error("Sink handler does not accept arguments");
+            }
+            run(Sink, &args)
+        }
+        "debugging" => match Debugging::from_cli_args(&args.classargs) {
+            Ok(h) => run(h, &args),
+            Err(e) => usage_error(&e),
+        },
+        "mailbox" => match Mailbox::from_cli_args(&args.classargs) {
+            Ok(h) => run(h, &args),
+            Err(e) => usage_error(&e),
+        },
+        _ => usage_error(&format!(
+            "unknown handler {:?} (expected sink, debugging or mailbox)",
+            args.class
+        )),
+    }
+}
+
+fn init_logging(debug: u8) {
+    let level = match debug {
+        0 => "error",
+        1 => "smtpkit=info",
+        2 => "smtpkit=debug",
+        _ => "smtpkit=trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SMTPKIT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn config(args: &Args) -> Config {
+    Config::new(args.hostname.clone().unwrap_or_else(default_server_hostname))
+        .with_data_size_limit(args.size)
+        .with_smtputf8(args.smtputf8)
+}
+
+enum Running<H: Handler> {
+    Tcp(Controller<H>),
+    Unix(UnixSocketController<H>),
+}
+
+fn run<H: Handler>(handler: H, args: &Args) -> ExitCode {
+    let listen = match parse_listen(args.listen.as_ref().and_then(|l| l.as_deref())) {
+        Ok(l) => l,
+        Err(e) => return usage_error(&e),
+    };
+    let started = match &args.unix {
+        Some(path) => {
+            let mut c = UnixSocketController::new(handler, path).with_config(config(args));
+            c.start().map(|()| {
+                tracing::info!("Server is listening on {}", path.display());
+                Running::Unix(c)
+            })
+        }
+        None => {
+            let mut c = Controller::new(handler)
+                .with_hostname(listen.0.clone())
+                .with_port(listen.1)
+                .with_config(config(args));
+            c.start().map(|()| {
+                for a in c.local_addrs() {
+                    tracing::info!("Server is listening on {}:{}", a.ip(), a.port());
+                }
+                Running::Tcp(c)
+            })
+        }
+    };
+    let mut running = match started {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("smtpkit: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if !args.nosetuid {
+        if let Err(msg) = setuid_nobody() {
+            eprintln!("{msg}");
+            return ExitCode::from(1);
+        }
+    }
+    wait_for_signal();
+    let stopped = match &mut running {
+        Running::Tcp(c) => c.stop(),
+        Running::Unix(c) => c.stop(),
+    };
+    match stopped {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("smtpkit: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn setuid_nobody() -> Result<(), String> {
+    let fail = || "Cannot setuid \"nobody\"; try running with -n option.".to_owned();
+    let nobody = nix::unistd::User::from_name("nobody")
+        .ok()
+        .flatten()
+        .ok_or_else(fail)?;
+    nix::unistd::setuid(nobody.uid).map_err(|_| fail())
+}
+
+/// Blocks until Ctrl-C (SIGINT) or SIGTERM.
+fn wait_for_signal() {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    rt.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    });
+}

@@ -1,0 +1,160 @@
+//! Engine configuration: limits, timeouts and advertised features, with aiosmtpd's
+//! defaults.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// aiosmtpd's `DATA_SIZE_DEFAULT`: 32 MiB.
+pub const DATA_SIZE_DEFAULT: usize = 33_554_432;
+/// aiosmtpd's `CALL_LIMIT_DEFAULT`.
+pub const CALL_LIMIT_DEFAULT: u32 = 20;
+/// aiosmtpd's `BOGUS_LIMIT`: the 5th unrecognised command closes the connection.
+pub const BOGUS_LIMIT: u32 = 5;
+
+/// How often each command may be sent on one connection (aiosmtpd's
+/// `command_call_limit`). The call after the budget is spent gets
+/// `421 4.7.0 {CMD} sent too many times` and the connection closes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallLimits {
+    /// Per command name (uppercase), e.g. `"NOOP" => 15`.
+    pub per_command: HashMap<String, u32>,
+    /// Budget of every command not in `per_command` (aiosmtpd: key `"*"`, else 20).
+    pub default: u32,
+}
+
+impl CallLimits {
+    /// The same budget for every command (aiosmtpd's `command_call_limit=int`).
+    pub fn uniform(limit: u32) -> Self {
+        CallLimits {
+            per_command: HashMap::new(),
+            default: limit,
+        }
+    }
+
+    /// Budgets per command, with `"*"` as the default key (aiosmtpd's dict form).
+    pub fn from_map<I, S>(entries: I) -> Self
+    where
+        I: IntoIterator<Item = (S, u32)>,
+        S: Into<String>,
+    {
+        let mut per_command = HashMap::new();
+        let mut default = CALL_LIMIT_DEFAULT;
+        for (name, limit) in entries {
+            let name = name.into().to_ascii_uppercase();
+            if name == "*" {
+                default = limit;
+            } else {
+                per_command.insert(name, limit);
+            }
+        }
+        CallLimits {
+            per_command,
+            default,
+        }
+    }
+
+    pub(crate) fn limit_for(&self, command: &[u8]) -> u32 {
+        std::str::from_utf8(command)
+            .ok()
+            .and_then(|c| self.per_command.get(c))
+            .copied()
+            .unwrap_or(self.default)
+    }
+}
+
+/// Configuration shared by every connection of a server.
+///
+/// ```
+/// use smtpkit::proto::Config;
+/// let config = Config::new("mx.example.com").with_data_size_limit(Some(10 << 20));
+/// assert_eq!(config.data_size_limit, Some(10 << 20));
+/// ```
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Name in the greeting and in HELO/EHLO replies.
+    pub hostname: String,
+    /// Greeting suffix after the host name (aiosmtpd: `Python SMTP 1.4.6`).
+    pub ident: String,
+    /// Largest message in bytes, counted on the wire (`None`: no limit and no
+    /// `SIZE` in EHLO). Default 33554432.
+    pub data_size_limit: Option<usize>,
+    /// Advertise SMTPUTF8, accept UTF-8 arguments and the `SMTPUTF8` MAIL parameter.
+    /// Default false (the controllers turn it on, as aiosmtpd's do).
+    pub enable_smtputf8: bool,
+    /// Longest command line in octets, excluding CRLF. Default 512; MAIL gets +26
+    /// when SIZE and +10 when SMTPUTF8 is advertised, per connection.
+    pub command_size_limit: usize,
+    /// Longest line in octets including CRLF: DATA lines longer than this get
+    /// `500 Line too long` at the end of DATA; longer command lines are discarded
+    /// unbuffered. Default 1001.
+    pub line_length_limit: usize,
+    /// If set, addresses with a longer local part are malformed (`553`).
+    pub local_part_limit: Option<usize>,
+    /// Idle time after which the client gets `421` and the connection closes.
+    /// Default 300 s.
+    pub timeout: Duration,
+    /// Per-command call limits (aiosmtpd's `command_call_limit`); `None` = no limit.
+    pub command_call_limit: Option<CallLimits>,
+    /// Unrecognised commands allowed before the connection is closed with `502`.
+    pub bogus_limit: u32,
+}
+
+impl Config {
+    /// aiosmtpd's defaults with `hostname` as the server name.
+    pub fn new(hostname: impl Into<String>) -> Self {
+        Config {
+            hostname: hostname.into(),
+            ident: format!("smtpkit {}", env!("CARGO_PKG_VERSION")),
+            data_size_limit: Some(DATA_SIZE_DEFAULT),
+            enable_smtputf8: false,
+            command_size_limit: 512,
+            line_length_limit: 1001,
+            local_part_limit: None,
+            timeout: Duration::from_secs(300),
+            command_call_limit: None,
+            bogus_limit: BOGUS_LIMIT,
+        }
+    }
+
+    /// Sets [`Config::data_size_limit`].
+    pub fn with_data_size_limit(mut self, limit: Option<usize>) -> Self {
+        self.data_size_limit = limit.filter(|&l| l > 0);
+        self
+    }
+
+    /// Sets [`Config::enable_smtputf8`].
+    pub fn with_smtputf8(mut self, enable: bool) -> Self {
+        self.enable_smtputf8 = enable;
+        self
+    }
+
+    /// Sets [`Config::timeout`].
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets [`Config::command_call_limit`].
+    pub fn with_call_limits(mut self, limits: Option<CallLimits>) -> Self {
+        self.command_call_limit = limits;
+        self
+    }
+
+    /// The MAIL command-line limit in an ESMTP session (512 + 26 + 10 by default).
+    pub(crate) fn mail_command_limit(&self) -> usize {
+        let mut limit = self.command_size_limit;
+        if self.data_size_limit.is_some() {
+            limit += 26;
+        }
+        if self.enable_smtputf8 {
+            limit += 10;
+        }
+        limit
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::new("localhost")
+    }
+}

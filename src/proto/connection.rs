@@ -1,0 +1,825 @@
+//! The SMTP state machine for one connection.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::address::{ParsedPath, parse_path};
+use super::command::{self, HELP_LIST, Verb};
+use super::data::{DataDecoder, DataError};
+use super::outcome::{Decision, HookFailure, Outcome};
+use super::params::{self, ParamError};
+use super::reply::{encode_lines, push_line};
+use super::{Config, Envelope, Peer, Reply, Session};
+
+/// Misuse of the engine's API by the driver (never caused by the peer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// `handle_decision` was called with no hook call pending.
+    #[error("no decision is pending")]
+    NoDecisionPending,
+    /// Input was fed after the engine returned [`Action::Close`].
+    #[error("the connection is closed")]
+    Closed,
+}
+
+/// A hook call the engine is waiting for (aiosmtpd's `handle_*` hooks). The
+/// application answers with [`Connection::handle_decision`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Ask {
+    /// `HELO hostname`.
+    Helo {
+        /// The client's name.
+        hostname: String,
+    },
+    /// `EHLO hostname`. The hook may edit `extensions` (the lines after the first,
+    /// without codes, e.g. `SIZE 33554432`, `8BITMIME`, `HELP`).
+    Ehlo {
+        /// The client's name.
+        hostname: String,
+        /// The extension lines to advertise.
+        extensions: Vec<String>,
+    },
+    /// `MAIL FROM:`.
+    Mail {
+        /// The reverse path (`<>` for the null path).
+        address: String,
+        /// The parameters, uppercased.
+        options: Vec<String>,
+    },
+    /// `RCPT TO:`.
+    Rcpt {
+        /// The forward path.
+        address: String,
+        /// The parameters, uppercased (always empty: aiosmtpd accepts none).
+        options: Vec<String>,
+    },
+    /// The message is complete (`Envelope::content` holds it).
+    Data,
+    /// `RSET` (the envelope is already reset).
+    Rset,
+    /// `NOOP [arg]`.
+    Noop {
+        /// The argument, if any.
+        arg: Option<String>,
+    },
+    /// `QUIT`.
+    Quit,
+    /// `VRFY address`.
+    Vrfy {
+        /// The parsed address.
+        address: String,
+    },
+}
+
+/// A pending hook call with the state a hook may read and change.
+#[derive(Debug)]
+pub struct HookCall<'a> {
+    /// What is asked.
+    pub ask: &'a mut Ask,
+    /// The connection's session.
+    pub session: &'a mut Session,
+    /// The current transaction.
+    pub envelope: &'a mut Envelope,
+}
+
+/// A piece of the message body (after dot-unstuffing) with the state it belongs to.
+#[derive(Debug)]
+pub struct BodyChunk<'a> {
+    /// The bytes.
+    pub chunk: &'a [u8],
+    /// Where `chunk` starts in the message (0 for the first chunk of a message).
+    pub offset: usize,
+    /// The connection's session.
+    pub session: &'a mut Session,
+    /// The current transaction; buffer the chunk into `envelope.content` to keep it.
+    pub envelope: &'a mut Envelope,
+}
+
+/// What the driver must do next. Drain with [`Connection::poll_action`] after
+/// every input until it returns `None`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Action<'a> {
+    /// Write these bytes (all replies produced so far, coalesced).
+    Send(&'a [u8]),
+    /// Deliver a body chunk (default: append it to `envelope.content`).
+    Body(BodyChunk<'a>),
+    /// Ask the application, then call [`Connection::handle_decision`]. Returned
+    /// again until answered.
+    Hook(HookCall<'a>),
+    /// Close the connection. Always the last action.
+    Close,
+}
+
+enum Mode {
+    /// Reading command lines; `discarding` while skipping an over-long line.
+    Command { discarding: bool },
+    /// Reading a message body.
+    Data(DataDecoder),
+}
+
+/// One SMTP session, sans I/O: bytes, time and decisions in; replies, hook calls,
+/// body chunks and close out.
+///
+/// ```
+/// use std::{sync::Arc, time::Instant};
+/// use smtpkit::proto::{Action, Config, Connection, Decision, Outcome, Peer};
+///
+/// let now = Instant::now();
+/// let mut conn = Connection::new(Arc::new(Config::new("mx.example")), Peer::Unknown, now);
+/// conn.handle_input(now, b"HELO client.example\r\nQUIT\r\n").unwrap();
+/// let mut wire = Vec::new();
+/// while let Some(action) = conn.poll_action() {
+///     match action {
+///         Action::Send(bytes) => wire.extend_from_slice(bytes),
+///         Action::Hook(_) => conn.handle_decision(now, Decision::Outcome(Outcome::Default)).unwrap(),
+///         Action::Body(b) => b.envelope.content.extend_from_slice(b.chunk),
+///         Action::Close => break,
+///         _ => {}
+///     }
+/// }
+/// let wire = String::from_utf8(wire).unwrap();
+/// assert!(wire.starts_with("220 mx.example smtpkit"));
+/// assert!(wire.ends_with("250 mx.example\r\n221 Bye\r\n"));
+/// ```
+pub struct Connection {
+    config: Arc<Config>,
+    session: Session,
+    envelope: Envelope,
+    input: Vec<u8>,
+    input_pos: usize,
+    output: Vec<u8>,
+    output_taken: bool,
+    body: Vec<u8>,
+    body_taken: bool,
+    body_offset: usize,
+    mode: Mode,
+    pending: Option<Ask>,
+    closing: bool,
+    closed: bool,
+    peer_closed: bool,
+    deadline: Instant,
+    bogus_budget: u32,
+    call_counts: Vec<(Vec<u8>, u32)>,
+}
+
+impl Connection {
+    /// A new connection from `peer`; queues the `220` greeting.
+    pub fn new(config: Arc<Config>, peer: Peer, now: Instant) -> Self {
+        let mut conn = Connection {
+            session: Session::new(peer),
+            envelope: Envelope::default(),
+            input: Vec::new(),
+            input_pos: 0,
+            output: Vec::with_capacity(256),
+            output_taken: false,
+            body: Vec::new(),
+            body_taken: false,
+            body_offset: 0,
+            mode: Mode::Command { discarding: false },
+            pending: None,
+            closing: false,
+            closed: false,
+            peer_closed: false,
+            deadline: now + config.timeout,
+            bogus_budget: config.bogus_limit,
+            call_counts: Vec::new(),
+            config,
+        };
+        let greeting = format!("{} {}", conn.config.hostname, conn.config.ident);
+        conn.push(220, &greeting);
+        conn
+    }
+
+    /// The session (peer, greeting name, ...).
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The current transaction.
+    pub fn envelope(&self) -> &Envelope {
+        &self.envelope
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// True once [`Action::Close`] has been returned.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Feeds bytes received from the peer, split anywhere.
+    pub fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), Error> {
+        self.retire();
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        if self.closing {
+            return Ok(());
+        }
+        if self.input_pos == self.input.len() {
+            self.input.clear();
+            self.input_pos = 0;
+        }
+        self.input.extend_from_slice(data);
+        self.process(now);
+        Ok(())
+    }
+
+    /// The peer closed its side: complete commands already received are still
+    /// answered, then the connection closes. A partial command or message is dropped.
+    pub fn handle_peer_closed(&mut self, now: Instant) {
+        self.retire();
+        if self.closed {
+            return;
+        }
+        self.peer_closed = true;
+        self.process(now);
+    }
+
+    /// The deadline from [`Connection::poll_timeout`] passed: the client gets
+    /// `421` and the connection closes.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.retire();
+        if self.closing || self.closed || self.pending.is_some() || now < self.deadline {
+            return;
+        }
+        let text = format!("4.4.2 {} Error: timeout exceeded", self.config.hostname);
+        self.push(421, &text);
+        self.closing = true;
+    }
+
+    /// The server is shutting down: the client gets `421` and the connection closes.
+    pub fn handle_shutdown(&mut self, _now: Instant) {
+        self.retire();
+        if self.closing || self.closed {
+            return;
+        }
+        self.pending = None;
+        let text = format!(
+            "{} Service not available, closing transmission channel",
+            self.config.hostname
+        );
+        self.push(421, &text);
+        self.closing = true;
+    }
+
+    /// When [`Connection::handle_timeout`] must be called, if no input comes first.
+    /// `None` while a hook call is pending or the connection is closing.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.closing || self.closed || self.pending.is_some() {
+            None
+        } else {
+            Some(self.deadline)
+        }
+    }
+
+    /// Answers the pending [`Action::Hook`].
+    pub fn handle_decision(&mut self, now: Instant, decision: Decision) -> Result<(), Error> {
+        self.retire();
+        let ask = self.pending.take().ok_or(Error::NoDecisionPending)?;
+        let outcome = match decision {
+            Decision::Outcome(o) => o,
+            Decision::Failed(f) => {
+                self.push_failure(&f);
+                if matches!(ask, Ask::Data) {
+                    self.envelope = Envelope::default();
+                }
+                self.deadline = now + self.config.timeout;
+                self.process(now);
+                return Ok(());
+            }
+        };
+        let custom = match outcome {
+            Outcome::Reply(r) => {
+                self.push_reply(&r);
+                if matches!(ask, Ask::Data) {
+                    self.envelope = Envelope::default();
+                }
+                if matches!(ask, Ask::Quit) {
+                    self.closing = true;
+                }
+                self.deadline = now + self.config.timeout;
+                self.process(now);
+                return Ok(());
+            }
+            Outcome::Accept(r) => Some(r),
+            Outcome::Default => None,
+        };
+        let reply = |default: (u16, &str), out: &mut Vec<u8>| match &custom {
+            Some(r) => r.encode(out),
+            None => encode_lines(default.0, default.1, out),
+        };
+        match ask {
+            Ask::Helo { hostname } => {
+                self.session.host_name = Some(hostname);
+                reply((250, &self.config.hostname), &mut self.output);
+            }
+            Ask::Ehlo {
+                hostname,
+                extensions,
+            } => {
+                self.session.host_name = Some(hostname);
+                let sep = if extensions.is_empty() { b' ' } else { b'-' };
+                push_line(250, sep, &[self.config.hostname.as_bytes()], &mut self.output);
+                let n = extensions.len();
+                for (i, ext) in extensions.iter().enumerate() {
+                    let sep = if i + 1 == n { b' ' } else { b'-' };
+                    push_line(250, sep, &[ext.as_bytes()], &mut self.output);
+                }
+            }
+            Ask::Mail { address, options } => {
+                self.envelope.mail_from = Some(address);
+                self.envelope.mail_options.extend(options);
+                reply((250, "OK"), &mut self.output);
+            }
+            Ask::Rcpt { address, options } => {
+                self.envelope.rcpt_tos.push(address);
+                self.envelope.rcpt_options.extend(options);
+                reply((250, "OK"), &mut self.output);
+            }
+            Ask::Data => {
+                reply((250, "OK"), &mut self.output);
+                self.envelope = Envelope::default();
+            }
+            Ask::Rset | Ask::Noop { .. } => reply((250, "OK"), &mut self.output),
+            Ask::Quit => {
+                reply((221, "Bye"), &mut self.output);
+                self.closing = true;
+            }
+            Ask::Vrfy { .. } => reply(
+                (
+                    252,
+                    "Cannot VRFY user, but will accept message and attempt delivery",
+                ),
+                &mut self.output,
+            ),
+        }
+        self.deadline = now + self.config.timeout;
+        self.process(now);
+        Ok(())
+    }
+
+    /// The next thing the driver must do. Bytes returned by [`Action::Send`] and
+    /// [`Action::Body`] count as handled once the next method is called.
+    pub fn poll_action(&mut self) -> Option<Action<'_>> {
+        self.retire();
+        if self.closed {
+            return None;
+        }
+        if !self.body.is_empty() {
+            self.body_taken = true;
+            let offset = self.body_offset;
+            self.body_offset += self.body.len();
+            return Some(Action::Body(BodyChunk {
+                chunk: &self.body,
+                offset,
+                session: &mut self.session,
+                envelope: &mut self.envelope,
+            }));
+        }
+        if let Some(ask) = self.pending.as_mut() {
+            return Some(Action::Hook(HookCall {
+                ask,
+                session: &mut self.session,
+                envelope: &mut self.envelope,
+            }));
+        }
+        if !self.output.is_empty() {
+            self.output_taken = true;
+            return Some(Action::Send(&self.output));
+        }
+        if self.closing {
+            self.closed = true;
+            return Some(Action::Close);
+        }
+        None
+    }
+
+    fn retire(&mut self) {
+        if self.output_taken {
+            self.output.clear();
+            self.output_taken = false;
+        }
+        if self.body_taken {
+            self.body.clear();
+            self.body_taken = false;
+        }
+    }
+
+    fn blocked(&self) -> bool {
+        self.pending.is_some() || self.closing || self.closed
+    }
+
+    /// Consumes buffered input until a hook call is pending, the connection is
+    /// closing, or more bytes are needed.
+    fn process(&mut self, now: Instant) {
+        let mut input = std::mem::take(&mut self.input);
+        while !self.blocked() && self.input_pos < input.len() {
+            let avail = &input[self.input_pos..];
+            match &mut self.mode {
+                Mode::Command { discarding } => match memchr::memchr(b'\n', avail) {
+                    Some(i) => {
+                        self.input_pos += i + 1;
+                        if *discarding || i > self.config.line_length_limit {
+                            self.mode = Mode::Command { discarding: false };
+                            self.push(500, "Command line too long");
+                        } else {
+                            self.dispatch(now, &avail[..i]);
+                        }
+                    }
+                    None => {
+                        if *discarding || avail.len() > self.config.line_length_limit {
+                            *discarding = true;
+                            self.input_pos = input.len();
+                        }
+                        break;
+                    }
+                },
+                Mode::Data(decoder) => {
+                    let had_error = decoder.error().is_some();
+                    let progress = decoder.decode(avail, &mut self.body);
+                    if !had_error && decoder.error().is_some() {
+                        self.envelope.content.clear();
+                    }
+                    self.input_pos += progress.consumed;
+                    if progress.consumed > 0 {
+                        self.deadline = now + self.config.timeout;
+                    }
+                    if progress.finished {
+                        let error = decoder.error();
+                        self.mode = Mode::Command { discarding: false };
+                        match error {
+                            Some(DataError::LineTooLong) => {
+                                self.push(500, "Line too long (see RFC5321 4.5.3.1.6)");
+                                self.envelope = Envelope::default();
+                            }
+                            Some(DataError::TooMuchData) => {
+                                self.push(552, "Error: Too much mail data");
+                                self.envelope = Envelope::default();
+                            }
+                            None => self.pending = Some(Ask::Data),
+                        }
+                    } else {
+                        break;
+                    }
+                }
+            }
+        }
+        if self.input_pos >= input.len() {
+            input.clear();
+            self.input_pos = 0;
+        } else if self.input_pos > input.len() / 2 {
+            input.drain(..self.input_pos);
+            self.input_pos = 0;
+        }
+        self.input = input;
+        if self.peer_closed && !self.blocked() {
+            self.closing = true;
+        }
+    }
+
+    fn push(&mut self, code: u16, text: &str) {
+        push_line(code, b' ', &[text.as_bytes()], &mut self.output);
+    }
+
+    fn push_reply(&mut self, reply: &Reply) {
+        reply.encode(&mut self.output);
+    }
+
+    fn push_failure(&mut self, f: &HookFailure) {
+        let text = format!("Error: ({}) {}", f.kind, f.message);
+        encode_lines(500, &text, &mut self.output);
+    }
+
+    /// aiosmtpd's `_handle_client` checks for one command line (without its LF).
+    fn dispatch(&mut self, now: Instant, line: &[u8]) {
+        let line = command::trim_line_end(line);
+        if line.is_empty() {
+            return self.push(500, "Error: bad syntax");
+        }
+        let raw = command::split(line);
+        if !raw.word.is_ascii() {
+            return self.push(500, "Error: bad syntax");
+        }
+        let word: Cow<'_, [u8]> = if raw.word.iter().any(u8::is_ascii_lowercase) {
+            Cow::Owned(raw.word.to_ascii_uppercase())
+        } else {
+            Cow::Borrowed(raw.word)
+        };
+        let arg: Option<Cow<'_, str>> = match raw.arg {
+            None => None,
+            Some(a) if self.config.enable_smtputf8 => Some(String::from_utf8_lossy(a)),
+            Some(a) => match std::str::from_utf8(a) {
+                Ok(s) if a.is_ascii() => Some(Cow::Borrowed(s)),
+                _ => return self.push(500, "Error: strict ASCII mode"),
+            },
+        };
+        let limit = if self.session.extended_smtp && &*word == b"MAIL" {
+            self.config.mail_command_limit()
+        } else {
+            self.config.command_size_limit
+        };
+        if line.len() > limit {
+            return self.push(500, "Command line too long");
+        }
+        if let Some(limits) = &self.config.command_call_limit {
+            let budget = limits.limit_for(&word);
+            let used = match self.call_counts.iter_mut().find(|(w, _)| **w == *word) {
+                Some((_, n)) => n,
+                None => {
+                    self.call_counts.push((word.to_vec(), 0));
+                    &mut self.call_counts.last_mut().expect("just pushed").1
+                }
+            };
+            if *used >= budget {
+                push_line(
+                    421,
+                    b' ',
+                    &[b"4.7.0 ", &word, b" sent too many times"],
+                    &mut self.output,
+                );
+                self.closing = true;
+                return;
+            }
+            *used += 1;
+        }
+        let Some(verb) = Verb::from_upper(&word) else {
+            self.bogus_budget = self.bogus_budget.saturating_sub(1);
+            if self.bogus_budget < 1 {
+                self.push(502, "5.5.1 Too many unrecognized commands, goodbye.");
+                self.closing = true;
+            } else {
+                push_line(
+                    500,
+                    b' ',
+                    &[b"Error: command \"", &word, b"\" not recognized"],
+                    &mut self.output,
+                );
+            }
+            return;
+        };
+        self.deadline = now + self.config.timeout;
+        self.run(verb, arg.as_deref());
+    }
+
+    fn reset_envelope(&mut self) {
+        self.envelope = Envelope::default();
+    }
+
+    fn helo_needed(&mut self) -> bool {
+        if self.session.host_name.is_none() {
+            self.push(503, "Error: send HELO first");
+            return true;
+        }
+        false
+    }
+
+    fn syntax_error(&mut self, verb: Verb) {
+        if let Some((text, ext)) = verb.syntax() {
+            let ext = if self.session.extended_smtp { ext } else { "" };
+            push_line(
+                501,
+                b' ',
+                &[b"Syntax: ", text.as_bytes(), ext.as_bytes()],
+                &mut self.output,
+            );
+        }
+    }
+
+    fn run(&mut self, verb: Verb, arg: Option<&str>) {
+        match verb {
+            Verb::Helo => {
+                let Some(hostname) = arg else {
+                    return self.syntax_error(verb);
+                };
+                self.reset_envelope();
+                self.session.extended_smtp = false;
+                self.pending = Some(Ask::Helo {
+                    hostname: hostname.to_owned(),
+                });
+            }
+            Verb::Ehlo => {
+                let Some(hostname) = arg else {
+                    return self.syntax_error(verb);
+                };
+                self.reset_envelope();
+                self.session.extended_smtp = true;
+                let mut extensions = Vec::with_capacity(4);
+                if let Some(limit) = self.config.data_size_limit {
+                    extensions.push(format!("SIZE {limit}"));
+                }
+                extensions.push("8BITMIME".to_owned());
+                if self.config.enable_smtputf8 {
+                    extensions.push("SMTPUTF8".to_owned());
+                }
+                extensions.push("HELP".to_owned());
+                self.pending = Some(Ask::Ehlo {
+                    hostname: hostname.to_owned(),
+                    extensions,
+                });
+            }
+            Verb::Mail => self.run_mail(arg),
+            Verb::Rcpt => self.run_rcpt(arg),
+            Verb::Data => {
+                if self.helo_needed() {
+                    return;
+                }
+                if self.envelope.rcpt_tos.is_empty() {
+                    return self.push(503, "Error: need RCPT command");
+                }
+                if arg.is_some() {
+                    return self.syntax_error(verb);
+                }
+                self.push(354, "End data with <CR><LF>.<CR><LF>");
+                self.envelope.content.clear();
+                self.body_offset = 0;
+                self.mode = Mode::Data(DataDecoder::new(
+                    self.config.data_size_limit,
+                    self.config.line_length_limit,
+                ));
+            }
+            Verb::Rset => {
+                if arg.is_some() {
+                    return self.syntax_error(verb);
+                }
+                self.reset_envelope();
+                self.pending = Some(Ask::Rset);
+            }
+            Verb::Noop => {
+                self.pending = Some(Ask::Noop {
+                    arg: arg.map(str::to_owned),
+                });
+            }
+            Verb::Quit => {
+                if arg.is_some() {
+                    return self.syntax_error(verb);
+                }
+                self.pending = Some(Ask::Quit);
+            }
+            Verb::Vrfy => {
+                let Some(arg) = arg else {
+                    return self.syntax_error(verb);
+                };
+                match parse_path(arg) {
+                    ParsedPath::Address { addr, .. } if !self.local_part_too_long(&addr) => {
+                        self.pending = Some(Ask::Vrfy { address: addr });
+                    }
+                    ParsedPath::Empty => self.pending = Some(Ask::Vrfy { address: String::new() }),
+                    _ => {
+                        let text = format!("Could not VRFY {arg}");
+                        self.push(502, &text);
+                    }
+                }
+            }
+            Verb::Expn => self.push(502, "EXPN not implemented"),
+            Verb::Help => self.run_help(arg),
+            Verb::StartTls => {
+                if arg.is_some() {
+                    return self.syntax_error(verb);
+                }
+                self.push(454, "TLS not available");
+            }
+            Verb::Auth => {
+                if self.session.host_name.is_none() {
+                    return self.push(503, "Error: send EHLO first");
+                }
+                if !self.session.extended_smtp {
+                    return self.push(500, "Error: command 'AUTH' not recognized");
+                }
+                self.push(
+                    538,
+                    "5.7.11 Encryption required for requested authentication mechanism",
+                );
+            }
+        }
+    }
+
+    fn local_part_too_long(&self, addr: &str) -> bool {
+        let local = addr.rsplit_once('@').map_or("", |(l, _)| l);
+        self.config
+            .local_part_limit
+            .is_some_and(|limit| limit > 0 && local.chars().count() > limit)
+    }
+
+    /// aiosmtpd's `_strip_command_keyword`.
+    fn strip_keyword<'a>(arg: &'a str, keyword: &str) -> Option<&'a str> {
+        let head = arg.get(..keyword.len())?;
+        if head.eq_ignore_ascii_case(keyword) {
+            Some(command::py_strip(&arg[keyword.len()..]))
+        } else {
+            None
+        }
+    }
+
+    /// Parses a MAIL/RCPT path; on error pushes the reply and returns `None`.
+    fn parse_command_path(&mut self, verb: Verb, arg: Option<&str>, keyword: &str) -> Option<(String, Vec<String>)> {
+        let Some(rest) = arg.and_then(|a| Self::strip_keyword(a, keyword)) else {
+            self.syntax_error(verb);
+            return None;
+        };
+        let (addr, params) = match parse_path(rest) {
+            ParsedPath::Malformed => {
+                self.push(553, "5.1.3 Error: malformed address");
+                return None;
+            }
+            ParsedPath::Empty => {
+                self.syntax_error(verb);
+                return None;
+            }
+            ParsedPath::Address { addr, rest } => (addr, rest),
+        };
+        if self.local_part_too_long(&addr) {
+            self.push(553, "5.1.3 Error: malformed address");
+            return None;
+        }
+        if addr.is_empty() || (!self.session.extended_smtp && !params.is_empty()) {
+            self.syntax_error(verb);
+            return None;
+        }
+        Some((addr, params::split_options(params)))
+    }
+
+    fn run_mail(&mut self, arg: Option<&str>) {
+        if self.helo_needed() {
+            return;
+        }
+        let Some((address, options)) = self.parse_command_path(Verb::Mail, arg, "FROM:") else {
+            return;
+        };
+        if self.envelope.mail_from.is_some() {
+            return self.push(503, "Error: nested MAIL command");
+        }
+        let checked = params::check_mail(
+            &options,
+            self.config.enable_smtputf8,
+            self.config.data_size_limit,
+            &mut self.envelope.smtp_utf8,
+        );
+        match checked {
+            Ok(()) => self.pending = Some(Ask::Mail { address, options }),
+            Err(ParamError::Syntax) => self.syntax_error(Verb::Mail),
+            Err(ParamError::Body) => self.push(501, "Error: BODY can only be one of 7BIT, 8BITMIME"),
+            Err(ParamError::SmtpUtf8Argument) => self.push(501, "Error: SMTPUTF8 takes no arguments"),
+            Err(ParamError::SmtpUtf8Disabled) => self.push(501, "Error: SMTPUTF8 disabled"),
+            Err(ParamError::TooBig) => self.push(
+                552,
+                "Error: message size exceeds fixed maximum message size",
+            ),
+            Err(ParamError::Unknown) => {
+                self.push(555, "MAIL FROM parameters not recognized or not implemented")
+            }
+        }
+    }
+
+    fn run_rcpt(&mut self, arg: Option<&str>) {
+        if self.helo_needed() {
+            return;
+        }
+        if self.envelope.mail_from.is_none() {
+            return self.push(503, "Error: need MAIL command");
+        }
+        let Some((address, options)) = self.parse_command_path(Verb::Rcpt, arg, "TO:") else {
+            return;
+        };
+        match params::check_rcpt(&options) {
+            Ok(()) => self.pending = Some(Ask::Rcpt { address, options }),
+            Err(ParamError::Unknown) => {
+                self.push(555, "RCPT TO parameters not recognized or not implemented")
+            }
+            Err(_) => self.syntax_error(Verb::Rcpt),
+        }
+    }
+
+    fn run_help(&mut self, arg: Option<&str>) {
+        let mut code = 250;
+        if let Some(arg) = arg {
+            let upper = arg.to_uppercase();
+            if let Some((text, ext)) = Verb::from_upper(upper.as_bytes())
+                .filter(|v| *v != Verb::StartTls)
+                .and_then(Verb::syntax)
+            {
+                let ext = if self.session.extended_smtp { ext } else { "" };
+                push_line(
+                    250,
+                    b' ',
+                    &[b"Syntax: ", text.as_bytes(), ext.as_bytes()],
+                    &mut self.output,
+                );
+                return;
+            }
+            code = 501;
+        }
+        push_line(
+            code,
+            b' ',
+            &[b"Supported commands: ", HELP_LIST.as_bytes()],
+            &mut self.output,
+        );
+    }
+}

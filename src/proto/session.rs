@@ -1,0 +1,122 @@
+//! What the engine knows about a connection ([`Session`]) and a mail transaction
+//! ([`Envelope`]), with aiosmtpd's field names.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+/// The connecting peer.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Peer {
+    /// A TCP peer.
+    Tcp(SocketAddr),
+    /// A peer on a Unix domain socket (aiosmtpd reports `""`).
+    Unix,
+    /// No peer address is known (in-memory tests).
+    Unknown,
+}
+
+impl Peer {
+    /// The peer as Python's `repr()` of aiosmtpd's `session.peer`:
+    /// `('127.0.0.1', 1234)`, `('::1', 1234, 0, 0)`, or `''` for Unix sockets.
+    /// aiosmtpd's handlers print it in `X-Peer` headers.
+    pub fn python_repr(&self) -> String {
+        match self {
+            Peer::Tcp(SocketAddr::V4(a)) => format!("('{}', {})", a.ip(), a.port()),
+            Peer::Tcp(SocketAddr::V6(a)) => format!(
+                "('{}', {}, {}, {})",
+                a.ip(),
+                a.port(),
+                a.flowinfo(),
+                a.scope_id()
+            ),
+            Peer::Unix | Peer::Unknown => "''".to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Peer::Tcp(a) => write!(f, "{a}"),
+            Peer::Unix => f.write_str("unix"),
+            Peer::Unknown => f.write_str("unknown"),
+        }
+    }
+}
+
+/// One per connection, as aiosmtpd's `Session`.
+#[derive(Clone, Debug)]
+pub struct Session {
+    /// The connecting peer.
+    pub peer: Peer,
+    /// The HELO/EHLO argument, once a greeting was accepted.
+    pub host_name: Option<String>,
+    /// True after EHLO (ESMTP), false after HELO.
+    pub extended_smtp: bool,
+    /// True once the client authenticated.
+    pub authenticated: bool,
+}
+
+impl Session {
+    /// A fresh session for `peer`.
+    pub fn new(peer: Peer) -> Self {
+        Session {
+            peer,
+            host_name: None,
+            extended_smtp: false,
+            authenticated: false,
+        }
+    }
+}
+
+/// One per mail transaction, as aiosmtpd's `Envelope`; reset by HELO, EHLO, RSET
+/// and after each DATA.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Envelope {
+    /// The MAIL FROM address (`"<>"` for the null reverse path, as aiosmtpd stores it).
+    pub mail_from: Option<String>,
+    /// MAIL parameters, uppercased (`SIZE=123`, `BODY=8BITMIME`, ...).
+    pub mail_options: Vec<String>,
+    /// True when MAIL carried `SMTPUTF8`.
+    pub smtp_utf8: bool,
+    /// The accepted RCPT TO addresses, in order.
+    pub rcpt_tos: Vec<String>,
+    /// RCPT parameters, uppercased.
+    pub rcpt_options: Vec<String>,
+    /// The message body after dot-unstuffing, with its line endings as received
+    /// (empty until DATA completes). The body arrives through
+    /// `Handler::handle_data_chunk`, whose default appends here.
+    pub content: Vec<u8>,
+}
+
+impl Envelope {
+    /// aiosmtpd's `original_content`: the received bytes after dot-unstuffing. In
+    /// aiosmtpd it differs from `content` only when `decode_data` turns `content`
+    /// into a `str`; here both are the same bytes.
+    pub fn original_content(&self) -> &[u8] {
+        &self.content
+    }
+
+    /// The content as text, with invalid UTF-8 replaced (for printing).
+    pub fn content_lossy(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.content)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_repr() {
+        assert_eq!(
+            Peer::Tcp("127.0.0.1:1234".parse().unwrap()).python_repr(),
+            "('127.0.0.1', 1234)"
+        );
+        assert_eq!(
+            Peer::Tcp("[::1]:25".parse().unwrap()).python_repr(),
+            "('::1', 25, 0, 0)"
+        );
+        assert_eq!(Peer::Unix.python_repr(), "''");
+    }
+}

@@ -1,0 +1,171 @@
+//! The connection driver: the one loop that feeds a stream's bytes to the engine,
+//! writes its replies, awaits the handler and arms the idle timer. Written once
+//! over futures-io for every runtime.
+
+use std::future::poll_fn;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Instant;
+
+use futures_lite::{AsyncRead, AsyncWriteExt, FutureExt};
+
+use super::handler::{Handler, HandlerError};
+use super::runtime::{BoxStream, Runtime};
+use super::shutdown::Signal;
+use crate::proto::{Action, Ask, Config, Connection, Decision, HookCall, Outcome, Peer};
+
+const READ_BUF_MIN: usize = 4 * 1024;
+const READ_BUF_MAX: usize = 64 * 1024;
+
+enum Event {
+    Read(std::io::Result<usize>),
+    Timeout,
+    Shutdown,
+}
+
+/// Serves one accepted connection until it closes.
+pub(crate) async fn drive<H: Handler>(
+    runtime: Arc<dyn Runtime>,
+    handler: Arc<H>,
+    config: Arc<Config>,
+    mut stream: BoxStream,
+    peer: Peer,
+    shutdown: Signal,
+) {
+    tracing::debug!(%peer, "connection opened");
+    let mut conn = Connection::new(config, peer, Instant::now());
+    let mut buf = vec![0u8; READ_BUF_MIN];
+    let mut timer = runtime.new_timer(Instant::now());
+    let mut armed: Option<Instant> = None;
+    let mut shutdown_wait = shutdown.wait();
+    let mut chunk_error: Option<HandlerError> = None;
+    loop {
+        while let Some(action) = conn.poll_action() {
+            match action {
+                Action::Send(bytes) => {
+                    tracing::trace!(reply = ?String::from_utf8_lossy(bytes), "<<");
+                    if stream.write_all(bytes).await.is_err() || stream.flush().await.is_err() {
+                        return;
+                    }
+                }
+                Action::Body(body) => {
+                    if body.offset == 0 {
+                        chunk_error = None;
+                    }
+                    if chunk_error.is_none() {
+                        let fut = handler.handle_data_chunk(body.session, body.envelope, body.chunk);
+                        match AssertUnwindSafe(fut).catch_unwind().await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => chunk_error = Some(e),
+                            Err(panic) => chunk_error = Some(HandlerError::from_panic(panic)),
+                        }
+                    }
+                }
+                Action::Hook(call) => {
+                    let decision = run_hook(&*handler, call, &mut chunk_error).await;
+                    if conn.handle_decision(Instant::now(), decision).is_err() {
+                        return;
+                    }
+                }
+                Action::Close => {
+                    let _ = stream.close().await;
+                    tracing::debug!("connection closed");
+                    return;
+                }
+            }
+        }
+        let deadline = conn.poll_timeout();
+        if deadline.is_some() && deadline != armed {
+            if let Some(d) = deadline {
+                timer.as_mut().reset(d);
+            }
+            armed = deadline;
+        }
+        let event = poll_fn(|cx| {
+            if shutdown_wait.poll_fired(cx).is_ready() {
+                return Poll::Ready(Event::Shutdown);
+            }
+            if deadline.is_some() && timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Event::Timeout);
+            }
+            std::pin::Pin::new(&mut stream)
+                .poll_read(cx, &mut buf)
+                .map(Event::Read)
+        })
+        .await;
+        let now = Instant::now();
+        match event {
+            Event::Read(Ok(0)) | Event::Read(Err(_)) => conn.handle_peer_closed(now),
+            Event::Read(Ok(n)) => {
+                let full = n == buf.len();
+                if conn.handle_input(now, &buf[..n]).is_err() {
+                    return;
+                }
+                if full && buf.len() < READ_BUF_MAX {
+                    buf.resize(buf.len() * 2, 0);
+                }
+            }
+            Event::Timeout => {
+                armed = None;
+                conn.handle_timeout(now);
+            }
+            Event::Shutdown => conn.handle_shutdown(now),
+        }
+    }
+}
+
+/// Calls the handler hook for `call`, turning errors and panics into decisions
+/// (through `handle_exception`).
+async fn run_hook<H: Handler>(
+    handler: &H,
+    call: HookCall<'_>,
+    chunk_error: &mut Option<HandlerError>,
+) -> Decision {
+    let HookCall {
+        ask,
+        session,
+        envelope,
+    } = call;
+    let hook = async {
+        match ask {
+            Ask::Helo { hostname } => handler.handle_helo(session, envelope, hostname).await,
+            Ask::Ehlo {
+                hostname,
+                extensions,
+            } => {
+                handler
+                    .handle_ehlo(session, envelope, hostname, extensions)
+                    .await
+            }
+            Ask::Mail { address, options } => {
+                handler.handle_mail(session, envelope, address, options).await
+            }
+            Ask::Rcpt { address, options } => {
+                handler.handle_rcpt(session, envelope, address, options).await
+            }
+            Ask::Data => match chunk_error.take() {
+                Some(e) => Err(e),
+                None => handler.handle_data(session, envelope).await,
+            },
+            Ask::Rset => handler.handle_rset(session, envelope).await,
+            Ask::Noop { arg } => handler.handle_noop(session, envelope, arg.as_deref()).await,
+            Ask::Quit => handler.handle_quit(session, envelope).await,
+            Ask::Vrfy { address } => handler.handle_vrfy(session, envelope, address).await,
+        }
+    };
+    let error = match AssertUnwindSafe(hook).catch_unwind().await {
+        Ok(Ok(outcome)) => return Decision::Outcome(outcome),
+        Ok(Err(e)) => e,
+        Err(panic) => HandlerError::from_panic(panic),
+    };
+    tracing::warn!(error = %error, "handler hook failed");
+    match AssertUnwindSafe(handler.handle_exception(&error))
+        .catch_unwind()
+        .await
+    {
+        Ok(Some(reply)) => Decision::Outcome(Outcome::Reply(reply)),
+        Ok(None) => Decision::Failed(error.to_failure()),
+        Err(panic) => Decision::Failed(HandlerError::from_panic(panic).to_failure()),
+    }
+}

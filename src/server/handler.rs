@@ -1,0 +1,277 @@
+//! The async [`Handler`] trait: one method per aiosmtpd hook, each with aiosmtpd's
+//! behaviour as its default.
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+
+use crate::proto::{Envelope, HookFailure, Outcome, Reply, Session};
+
+/// What a hook returns: an [`Outcome`], or an error that the server answers with
+/// aiosmtpd's `500 Error: (kind) message` (or [`Handler::handle_exception`]'s reply).
+pub type HookResult = Result<Outcome, HandlerError>;
+
+/// An error from a hook. Any `std::error::Error` converts into it with `?`.
+pub struct HandlerError {
+    kind: String,
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl HandlerError {
+    /// An error of `kind` (aiosmtpd: the exception class) with `message`.
+    pub fn new(kind: impl Into<String>, message: impl Into<String>) -> Self {
+        HandlerError {
+            kind: kind.into(),
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An error with just a message (kind `Error`).
+    pub fn msg(message: impl Into<String>) -> Self {
+        HandlerError::new("Error", message)
+    }
+
+    /// A hook that panicked.
+    pub(crate) fn from_panic(panic: Box<dyn Any + Send>) -> Self {
+        let message = if let Some(s) = panic.downcast_ref::<&str>() {
+            (*s).to_owned()
+        } else if let Some(s) = panic.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "hook panicked".to_owned()
+        };
+        HandlerError::new("panic", message)
+    }
+
+    /// The error's kind.
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    /// The error's message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The original error, when converted from one.
+    pub fn source(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        self.source.as_deref()
+    }
+
+    pub(crate) fn to_failure(&self) -> HookFailure {
+        HookFailure {
+            kind: self.kind.clone(),
+            message: self.message.clone(),
+        }
+    }
+}
+
+/// `std::io::error::Error` → `io::Error`; `my_crate::MyError` → `MyError`.
+fn short_type_name(full: &str) -> String {
+    let base = full.split('<').next().unwrap_or(full);
+    let parts: Vec<&str> = base.split("::").filter(|p| *p != "error").collect();
+    match parts.as_slice() {
+        [.., module, "Error"] => format!("{module}::Error"),
+        [.., last] => (*last).to_owned(),
+        [] => "Error".to_owned(),
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for HandlerError {
+    fn from(error: E) -> Self {
+        HandlerError {
+            kind: short_type_name(std::any::type_name::<E>()),
+            message: error.to_string(),
+            source: Some(Box::new(error)),
+        }
+    }
+}
+
+impl fmt::Debug for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HandlerError({}: {})", self.kind, self.message)
+    }
+}
+
+impl fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "({}) {}", self.kind, self.message)
+    }
+}
+
+/// The application's side of the SMTP dialogue: aiosmtpd's handler hooks.
+///
+/// Every method has a default that does what aiosmtpd does when the hook is
+/// absent, so a handler implements only what it cares about. Hooks receive the
+/// connection's [`Session`] and the current [`Envelope`] and return an
+/// [`Outcome`]: `Outcome::Default` (aiosmtpd's behaviour without the hook),
+/// `Outcome::Accept(reply)` (the default state change with a custom reply) or
+/// `Outcome::Reply(reply)` (this reply, no state change). A hook that returns an
+/// error or panics gets aiosmtpd's `500 Error: (kind) message` reply and the
+/// server keeps serving.
+///
+/// aiosmtpd's ExampleHandler:
+///
+/// ```
+/// use smtpkit::{Envelope, Handler, HookResult, Outcome, Session};
+///
+/// struct ExampleHandler;
+///
+/// impl Handler for ExampleHandler {
+///     async fn handle_rcpt(&self, _: &mut Session, _: &mut Envelope, address: &str, _: &[String]) -> HookResult {
+///         if !address.ends_with("@example.com") {
+///             return Ok(Outcome::reply(550, "not relaying to that domain"));
+///         }
+///         Ok(Outcome::Default) // records the recipient and answers 250 OK
+///     }
+///
+///     async fn handle_data(&self, _: &mut Session, envelope: &mut Envelope) -> HookResult {
+///         println!("Message from {:?}", envelope.mail_from);
+///         println!("Message for {:?}", envelope.rcpt_tos);
+///         Ok(Outcome::reply(250, "Message accepted for delivery"))
+///     }
+/// }
+/// ```
+pub trait Handler: Send + Sync + 'static {
+    /// `HELO hostname`. Default: record the name, `250 {server hostname}`.
+    fn handle_helo(
+        &self,
+        session: &mut Session,
+        envelope: &mut Envelope,
+        hostname: &str,
+    ) -> impl Future<Output = HookResult> + Send {
+        let _ = (session, envelope, hostname);
+        async { Ok(Outcome::Default) }
+    }
+
+    /// `EHLO hostname`. `extensions` holds the lines to advertise after the first
+    /// (`SIZE 33554432`, `8BITMIME`, `HELP`, ...) and may be edited (aiosmtpd's
+    /// 5-argument `handle_EHLO`). Default: record the name and send them.
+    fn handle_ehlo(
+        &self,
+        session: &mut Session,
+        envelope: &mut Envelope,
+        hostname: &str,
+        extensions: &mut Vec<String>,
+    ) -> impl Future<Output = HookResult> + Send {
+        let _ = (session, envelope, hostname, extensions);
+        async { Ok(Outcome::Default) }
+    }
+
+    /// `MAIL FROM:` after the syntax checks. Default: record the sender and
+    /// options, `250 OK`.
+    fn handle_mail(
+        &self,
+        session: &mut Session,
+        envelope: &mut Envelope,
+        address: &str,
+        options: &[String],
+    ) -> impl Future<Output = HookResult> + Send {
+        let _ = (session, envelope, address, options);
+        async { Ok(Outcome::Default) }
+    }
+
+    /// `RCPT TO:` after the syntax checks. Default: record the recipient, `250 OK`.
+    fn handle_rcpt(
+        &self,
+        session: &mut Session,
+        envelope: &mut Envelope,
+        address: &str,
+        options: &[String],
+    ) -> impl Future<Output = HookResult> + Send {
+        let _ = (session, envelope, address, options);
+        async { Ok(Outcome::Default) }
+    }
+
+    /// A piece of the message body, in order, after dot-unstuffing. Default:
+    /// append it to `envelope.content`. Override to stream bodies with bounded
+    /// memory; an error here makes DATA answer with the error reply.
+    fn handle_data_chunk(
+        &self,
+        session: &mut Session,
+        envelope: &mut Envelope,
+        chunk: &[u8],
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send {
+        let _ = session;
+        envelope.content.extend_from_slice(chunk);
+        async { Ok(()) }
+    }
+
+    /// The message is complete (`envelope.content`). Default: `250 OK` (the
+    /// message is dropped).
+    fn handle_data(
+        &self,
+        session: &mut Session,
+        envelope: &mut Envelope,
+    ) -> impl Future<Output = HookResult> + Send {
+        let _ = (session, envelope);
+        async { Ok(Outcome::Default) }
+    }
+
+    /// `RSET` (the envelope is already reset). Default: `250 OK`.
+    fn handle_rset(
+        &self,
+        session: &mut Session,
+        envelope: &mut Envelope,
+    ) -> impl Future<Output = HookResult> + Send {
+        let _ = (session, envelope);
+        async { Ok(Outcome::Default) }
+    }
+
+    /// `NOOP [arg]`. Default: `250 OK`.
+    fn handle_noop(
+        &self,
+        session: &mut Session,
+        envelope: &mut Envelope,
+        arg: Option<&str>,
+    ) -> impl Future<Output = HookResult> + Send {
+        let _ = (session, envelope, arg);
+        async { Ok(Outcome::Default) }
+    }
+
+    /// `QUIT`. Default: `221 Bye`. The connection closes after the reply.
+    fn handle_quit(
+        &self,
+        session: &mut Session,
+        envelope: &mut Envelope,
+    ) -> impl Future<Output = HookResult> + Send {
+        let _ = (session, envelope);
+        async { Ok(Outcome::Default) }
+    }
+
+    /// `VRFY address`. Default:
+    /// `252 Cannot VRFY user, but will accept message and attempt delivery`.
+    fn handle_vrfy(
+        &self,
+        session: &mut Session,
+        envelope: &mut Envelope,
+        address: &str,
+    ) -> impl Future<Output = HookResult> + Send {
+        let _ = (session, envelope, address);
+        async { Ok(Outcome::Default) }
+    }
+
+    /// A hook failed. Return the reply to send, or `None` for aiosmtpd's
+    /// `500 Error: (kind) message`.
+    fn handle_exception(&self, error: &HandlerError) -> impl Future<Output = Option<Reply>> + Send {
+        let _ = error;
+        async { None }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_names() {
+        assert_eq!(short_type_name("std::io::error::Error"), "io::Error");
+        assert_eq!(short_type_name("my::MyError"), "MyError");
+        assert_eq!(
+            HandlerError::from(std::io::Error::other("disk full")).to_string(),
+            "(io::Error) disk full"
+        );
+    }
+}

@@ -1,0 +1,92 @@
+//! A one-shot, cloneable signal that any number of tasks can await, on any runtime.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+#[derive(Debug, Default)]
+struct Inner {
+    fired: AtomicBool,
+    next_id: AtomicU64,
+    wakers: Mutex<HashMap<u64, Waker>>,
+}
+
+/// Fires once; every [`Signal::wait`] future then completes.
+#[derive(Clone, Debug, Default)]
+pub struct Signal {
+    inner: Arc<Inner>,
+}
+
+impl Signal {
+    /// A signal that has not fired.
+    pub fn new() -> Self {
+        Signal::default()
+    }
+
+    /// Fires the signal and wakes every waiter.
+    pub fn fire(&self) {
+        self.inner.fired.store(true, Ordering::SeqCst);
+        let wakers: Vec<Waker> = match self.inner.wakers.lock() {
+            Ok(mut w) => w.drain().map(|(_, w)| w).collect(),
+            Err(_) => Vec::new(),
+        };
+        for w in wakers {
+            w.wake();
+        }
+    }
+
+    /// True once fired.
+    pub fn is_fired(&self) -> bool {
+        self.inner.fired.load(Ordering::SeqCst)
+    }
+
+    /// A future that completes when the signal fires.
+    pub fn wait(&self) -> Wait {
+        Wait {
+            inner: self.inner.clone(),
+            id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+}
+
+/// Completes when its [`Signal`] fires.
+#[derive(Debug)]
+pub struct Wait {
+    inner: Arc<Inner>,
+    id: u64,
+}
+
+impl Wait {
+    /// Polls without pinning (the future is `Unpin`).
+    pub fn poll_fired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.inner.fired.load(Ordering::SeqCst) {
+            return Poll::Ready(());
+        }
+        if let Ok(mut w) = self.inner.wakers.lock() {
+            w.insert(self.id, cx.waker().clone());
+        }
+        if self.inner.fired.load(Ordering::SeqCst) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl Future for Wait {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.get_mut().poll_fired(cx)
+    }
+}
+
+impl Drop for Wait {
+    fn drop(&mut self) {
+        if let Ok(mut w) = self.inner.wakers.lock() {
+            w.remove(&self.id);
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! Runs the `smtpkit` binary as a user would.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_smtpkit");
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run smtpkit")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `smtpkit`, killed on drop.
+struct Server {
+    child: Child,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Server {
+        let child = Command::new(BIN)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn smtpkit");
+        Server { child }
+    }
+
+    fn terminate(mut self) -> Output {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.child.try_wait().unwrap().is_some() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "smtpkit did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        self.child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+        self.child.stderr.take().unwrap().read_to_end(&mut err).unwrap();
+        let status = self.child.wait().unwrap();
+        Output {
+            status,
+            stdout: out,
+            stderr: err,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn connect_tcp(port: u16) -> TcpStream {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => {
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                return s;
+            }
+            Err(e) => {
+                assert!(Instant::now() < deadline, "server did not come up: {e}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+/// Sends each command and returns the first reply line after it.
+fn dialogue<S: Read + Write>(stream: S, commands: &[&str]) -> Vec<String> {
+    let mut reader = BufReader::new(stream);
+    let mut replies = Vec::new();
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    replies.push(line.trim_end().to_owned());
+    for cmd in commands {
+        reader.get_mut().write_all(cmd.as_bytes()).unwrap();
+        loop {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                break;
+            }
+        }
+        replies.push(line.trim_end().to_owned());
+    }
+    replies
+}
+
+const MESSAGE: &[&str] = &[
+    "EHLO client.example\r\n",
+    "MAIL FROM:<anne@example.com>\r\n",
+    "RCPT TO:<bart@example.com>\r\n",
+    "DATA\r\n",
+    "Subject: hello\r\n\r\nHi Bart.\r\n..dot\r\n.\r\n",
+    "QUIT\r\n",
+];
+
+#[test]
+fn version_and_help() {
+    let out = run(&["--version"]);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("smtpkit {}", env!("CARGO_PKG_VERSION"))
+    );
+    let out = run(&["--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in ["--nosetuid", "--class", "--size", "--smtputf8", "--debug", "--listen", "--unix", "--hostname"] {
+        assert!(help.contains(flag), "help lacks {flag}");
+    }
+}
+
+#[test]
+fn bad_arguments_exit_2_with_one_line() {
+    for (args, expect) in [
+        (&["--bogus"][..], "--bogus"),
+        (&["-n", "-l", "127.0.0.1:foo"][..], "Invalid port number: foo"),
+        (&["-n", "-c", "mailbox"][..], "The directory for the maildir is required"),
+        (&["-n", "-c", "mailbox", "a", "b"][..], "Too many arguments for Mailbox handler"),
+        (&["-n", "-c", "sink", "x"][..], "Sink handler does not accept arguments"),
+        (&["-n", "-c", "debugging", "x"][..], "Debugging usage: [stdout|stderr]"),
+        (&["-n", "-c", "nosuch"][..], "unknown handler"),
+        (&["-n", "-s", "big"][..], "big"),
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(expect), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn bind_failure_is_reported() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let out = run(&["-n", "-c", "sink", "-l", &format!("127.0.0.1:{port}")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bind"));
+}
+
+#[test]
+fn sink_over_tcp_then_sigterm() {
+    let port = free_port();
+    let server = Server::start(&["-n", "-c", "sink", "-l", &format!("127.0.0.1:{port}"), "--hostname", "mx.test"]);
+    let replies = dialogue(connect_tcp(port), MESSAGE);
+    assert_eq!(
+        replies,
+        [
+            format!("220 mx.test smtpkit {}", env!("CARGO_PKG_VERSION")),
+            "250 HELP".to_owned(),
+            "250 OK".to_owned(),
+            "250 OK".to_owned(),
+            "354 End data with <CR><LF>.<CR><LF>".to_owned(),
+            "250 OK".to_owned(),
+            "221 Bye".to_owned(),
+        ]
+    );
+    let out = server.terminate();
+    assert!(out.status.success(), "{out:?}");
+    // The port is released.
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+}
+
+#[test]
+fn debugging_prints_messages_on_stdout_by_default() {
+    let port = free_port();
+    let server = Server::start(&["-n", "-l", &format!("127.0.0.1:{port}")]);
+    let replies = dialogue(connect_tcp(port), MESSAGE);
+    assert_eq!(replies[5], "250 OK");
+    let out = server.terminate();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("---------- MESSAGE FOLLOWS ----------"), "{stdout}");
+    assert!(stdout.contains("Subject: hello"), "{stdout}");
+    assert!(stdout.contains("X-Peer: ('127.0.0.1', "), "{stdout}");
+    assert!(stdout.contains(".dot"), "{stdout}");
+    assert!(stdout.contains("------------ END MESSAGE ------------"), "{stdout}");
+}
+
+#[test]
+fn size_and_smtputf8_flags() {
+    let port = free_port();
+    let server = Server::start(&["-n", "-c", "sink", "-u", "-s", "4096", "-l", &format!("127.0.0.1:{port}")]);
+    let stream = connect_tcp(port);
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    reader.get_mut().write_all(b"EHLO x\r\n").unwrap();
+    let mut lines = Vec::new();
+    loop {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        lines.push(line.trim_end().to_owned());
+        if line.as_bytes()[3] == b' ' {
+            break;
+        }
+    }
+    assert_eq!(lines[1..], ["250-SIZE 4096", "250-8BITMIME", "250-SMTPUTF8", "250 HELP"]);
+    drop(reader);
+    server.terminate();
+}
+
+#[test]
+fn mailbox_over_unix_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("smtp.sock");
+    let maildir = dir.path().join("Maildir");
+    let server = Server::start(&[
+        "-n",
+        "--unix",
+        sock.to_str().unwrap(),
+        "-c",
+        "mailbox",
+        maildir.to_str().unwrap(),
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let stream = loop {
+        match std::os::unix::net::UnixStream::connect(&sock) {
+            Ok(s) => break s,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "no socket: {e}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    };
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let replies = dialogue(stream, MESSAGE);
+    assert_eq!(replies[5], "250 OK");
+    let files = list(&maildir.join("new"));
+    assert_eq!(files.len(), 1);
+    let stored = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(stored.contains("Subject: hello"));
+    assert!(stored.contains("X-MailFrom: anne@example.com"));
+    assert!(stored.contains("X-RcptTo: bart@example.com"));
+    assert!(stored.contains("Hi Bart."));
+    assert!(stored.contains(".dot") && !stored.contains("..dot"));
+    assert!(list(&maildir.join("tmp")).is_empty());
+    let out = server.terminate();
+    assert!(out.status.success());
+    assert!(!sock.exists(), "the socket file is removed on stop");
+}
+
+fn list(dir: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect()
+}

@@ -1,0 +1,385 @@
+//! Helpers shared by the suite: runtime-independent blocking clients (raw sockets
+//! and lettre's `SmtpTransport`), a recording handler and controller shortcuts.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use lettre::message::header::ContentType;
+use lettre::{Message, SmtpTransport};
+use smtpkit::{Config, Envelope, Handler, HookResult, Outcome, Peer, Session};
+
+use crate::rt;
+
+/// Read/write timeout of every raw client; also the bound of every wait.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The server name the suite's controllers announce.
+pub const HOST: &str = "smtpkit.test";
+
+/// aiosmtpd's controller configuration with [`HOST`] as the server name.
+pub fn config() -> Config {
+    Config::new(HOST).with_smtputf8(true)
+}
+
+/// A stopped TCP controller on 127.0.0.1, any free port, named [`HOST`].
+pub fn tcp_controller<H: Handler>(handler: H) -> rt::Controller<H> {
+    rt::Controller::new(handler)
+        .with_hostname("127.0.0.1")
+        .with_port(0)
+        .with_server_hostname(HOST)
+}
+
+/// [`tcp_controller`], started.
+pub fn started<H: Handler>(handler: H) -> rt::Controller<H> {
+    let mut controller = tcp_controller(handler);
+    controller.start().expect("controller starts");
+    controller
+}
+
+/// The address a started controller listens on.
+pub fn addr_of<H: Handler>(controller: &rt::Controller<H>) -> SocketAddr {
+    controller
+        .local_addr()
+        .expect("a running controller reports its address")
+}
+
+/// The greeting a controller named [`HOST`] sends, up to the ident.
+pub fn greeting_prefix() -> String {
+    format!("220 {HOST} ")
+}
+
+// ---------------------------------------------------------------------------
+// Raw clients
+// ---------------------------------------------------------------------------
+
+/// A blocking line-oriented SMTP client over a raw stream.
+pub struct Client<S> {
+    stream: S,
+    buf: Vec<u8>,
+}
+
+impl Client<TcpStream> {
+    /// Connects over TCP with [`IO_TIMEOUT`] read/write timeouts.
+    pub fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)
+            .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// The client's own address (the server's `session.peer`).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.stream.local_addr().unwrap()
+    }
+}
+
+impl Client<UnixStream> {
+    /// Connects to a Unix domain socket with [`IO_TIMEOUT`] read/write timeouts.
+    pub fn connect_unix(path: &Path) -> Self {
+        let stream = UnixStream::connect(path)
+            .unwrap_or_else(|e| panic!("connect to {}: {e}", path.display()));
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+}
+
+impl<S: Read + Write> Client<S> {
+    /// Writes `data` as is.
+    pub fn send(&mut self, data: &[u8]) {
+        self.stream.write_all(data).expect("write to the server");
+        self.stream.flush().expect("flush");
+    }
+
+    /// Reads one line (without CRLF); `None` at EOF with no partial line.
+    pub fn line(&mut self) -> Option<String> {
+        let deadline = Instant::now() + IO_TIMEOUT;
+        loop {
+            if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let line: Vec<u8> = self.buf.drain(..i + 2).take(i).collect();
+                return Some(String::from_utf8(line).expect("reply is UTF-8"));
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no complete line within {IO_TIMEOUT:?}; got {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
+            let mut chunk = [0u8; 4096];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => {
+                    assert!(
+                        self.buf.is_empty(),
+                        "connection closed inside a line: {:?}",
+                        String::from_utf8_lossy(&self.buf)
+                    );
+                    return None;
+                }
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => panic!(
+                    "reading a line: {e}; got so far {:?}",
+                    String::from_utf8_lossy(&self.buf)
+                ),
+            }
+        }
+    }
+
+    /// Reads one complete (possibly multi-line) reply, its lines without CRLF.
+    pub fn reply(&mut self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for _ in 0..1000 {
+            let line = self
+                .line()
+                .unwrap_or_else(|| panic!("connection closed before a reply; got {lines:?}"));
+            assert!(
+                line.len() >= 3 && line.as_bytes()[..3].iter().all(u8::is_ascii_digit),
+                "not a reply line: {line:?}"
+            );
+            let last = line.as_bytes().get(3) != Some(&b'-');
+            lines.push(line);
+            if last {
+                return lines;
+            }
+        }
+        panic!("reply longer than 1000 lines")
+    }
+
+    /// Reads a reply that must be a single line.
+    pub fn reply1(&mut self) -> String {
+        let mut lines = self.reply();
+        assert_eq!(lines.len(), 1, "expected a one-line reply, got {lines:?}");
+        lines.pop().unwrap()
+    }
+
+    /// Sends `line` + CRLF and reads a one-line reply.
+    pub fn cmd(&mut self, line: &str) -> String {
+        self.send(format!("{line}\r\n").as_bytes());
+        self.reply1()
+    }
+
+    /// Sends `line` + CRLF and reads a (possibly multi-line) reply.
+    pub fn cmd_multi(&mut self, line: &str) -> Vec<String> {
+        self.send(format!("{line}\r\n").as_bytes());
+        self.reply()
+    }
+
+    /// Reads the greeting and checks it is `220 HOST ...`.
+    pub fn greeting(&mut self) -> String {
+        let g = self.reply1();
+        assert!(
+            g.starts_with(&greeting_prefix()),
+            "unexpected greeting {g:?}"
+        );
+        g
+    }
+
+    /// Asserts that the server closed the connection: nothing more to read and
+    /// EOF (or a reset) within [`IO_TIMEOUT`].
+    pub fn expect_closed(&mut self) {
+        assert!(
+            self.buf.is_empty(),
+            "unexpected data before close: {:?}",
+            String::from_utf8_lossy(&self.buf)
+        );
+        let mut chunk = [0u8; 1024];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return,
+                Ok(n) => panic!(
+                    "expected the server to close, got {:?}",
+                    String::from_utf8_lossy(&chunk[..n])
+                ),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return,
+                Err(e) => panic!("expected the server to close within {IO_TIMEOUT:?}: {e}"),
+            }
+        }
+    }
+
+    /// HELO, MAIL, RCPT (each), DATA with `body` (which must end with CRLF and is
+    /// sent as is, so dot-stuff it yourself), checking every reply up to DATA;
+    /// returns the final reply to the message.
+    pub fn send_mail(&mut self, from: &str, to: &[&str], body: &str) -> String {
+        assert_eq!(self.cmd(&format!("MAIL FROM:<{from}>")), "250 OK");
+        for rcpt in to {
+            assert_eq!(self.cmd(&format!("RCPT TO:<{rcpt}>")), "250 OK");
+        }
+        assert_eq!(self.cmd("DATA"), "354 End data with <CR><LF>.<CR><LF>");
+        self.send(body.as_bytes());
+        self.send(b".\r\n");
+        self.reply1()
+    }
+}
+
+/// `connect` to `addr` must be refused (nothing listens there any more).
+pub fn assert_refused(addr: SocketAddr) {
+    match TcpStream::connect_timeout(&addr, IO_TIMEOUT) {
+        Ok(_) => panic!("connection to {addr} succeeded; the server still listens"),
+        Err(e) => assert_eq!(
+            e.kind(),
+            io::ErrorKind::ConnectionRefused,
+            "connecting to {addr}: {e}"
+        ),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// lettre
+// ---------------------------------------------------------------------------
+
+/// A blocking lettre transport to 127.0.0.1:`port` (plain text, no pool).
+pub fn mailer(port: u16) -> SmtpTransport {
+    SmtpTransport::builder_dangerous("127.0.0.1")
+        .port(port)
+        .timeout(Some(IO_TIMEOUT))
+        .build()
+}
+
+/// A plain-text message.
+pub fn message(from: &str, to: &[&str], subject: &str, body: &str) -> Message {
+    let mut builder = Message::builder()
+        .from(from.parse().expect("from address"))
+        .subject(subject)
+        .header(ContentType::TEXT_PLAIN);
+    for t in to {
+        builder = builder.to(t.parse().expect("to address"));
+    }
+    builder.body(body.to_owned()).expect("build the message")
+}
+
+/// What the server receives for `message` sent by lettre: lettre writes the
+/// formatted message followed by `CRLF . CRLF`, so the content (after the server
+/// removes the dot-stuffing lettre added) is the formatted message plus CRLF.
+pub fn expected_content(message: &Message) -> Vec<u8> {
+    let mut v = message.formatted();
+    v.extend_from_slice(b"\r\n");
+    v
+}
+
+/// The numeric code of a lettre error (`None` for non-SMTP errors).
+pub fn error_code(e: &lettre::transport::smtp::Error) -> Option<u16> {
+    e.status().map(u16::from)
+}
+
+// ---------------------------------------------------------------------------
+// Recording handler
+// ---------------------------------------------------------------------------
+
+/// One message as a handler saw it.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub peer: Peer,
+    pub host_name: Option<String>,
+    pub mail_from: Option<String>,
+    pub rcpt_tos: Vec<String>,
+    pub content: Vec<u8>,
+}
+
+impl Received {
+    pub fn from(session: &Session, envelope: &Envelope) -> Self {
+        Received {
+            peer: session.peer.clone(),
+            host_name: session.host_name.clone(),
+            mail_from: envelope.mail_from.clone(),
+            rcpt_tos: envelope.rcpt_tos.clone(),
+            content: envelope.content.clone(),
+        }
+    }
+
+    pub fn content_str(&self) -> &str {
+        std::str::from_utf8(&self.content).expect("content is UTF-8")
+    }
+}
+
+/// Messages shared between a handler and the test.
+pub type Inbox = Arc<Mutex<Vec<Received>>>;
+
+/// A snapshot of the inbox.
+pub fn messages(inbox: &Inbox) -> Vec<Received> {
+    inbox.lock().unwrap().clone()
+}
+
+/// Records every message (default replies otherwise).
+#[derive(Clone, Default)]
+pub struct Recorder {
+    pub inbox: Inbox,
+}
+
+impl Handler for Recorder {
+    async fn handle_data(&self, session: &mut Session, envelope: &mut Envelope) -> HookResult {
+        self.inbox
+            .lock()
+            .unwrap()
+            .push(Received::from(session, envelope));
+        Ok(Outcome::Default)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Runtime glue for the unthreaded controllers
+// ---------------------------------------------------------------------------
+
+/// Awaits a client thread without blocking the runtime that serves it (polls
+/// with short async sleeps, at most 10 s), re-raising its panic.
+pub async fn join_thread<T>(handle: JoinHandle<T>) -> T {
+    for _ in 0..1000 {
+        if handle.is_finished() {
+            break;
+        }
+        crate::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        handle.is_finished(),
+        "client thread still running after 10 s"
+    );
+    match handle.join() {
+        Ok(v) => v,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// Waits (at most [`IO_TIMEOUT`]) for `signal` to fire, without blocking the runtime.
+pub async fn wait_fired(signal: &smtpkit::server::Signal) {
+    let deadline = Instant::now() + IO_TIMEOUT;
+    while !signal.is_fired() && Instant::now() < deadline {
+        crate::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        signal.is_fired(),
+        "signal did not fire within {IO_TIMEOUT:?}"
+    );
+}
+
+/// Runs `f` on its own thread and fails if it takes longer than `limit` (a
+/// watchdog for tests that await futures without a bound of their own).
+pub fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(v) => {
+            let _ = handle.join();
+            v
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => match handle.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => unreachable!("the thread sends before returning"),
+        },
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("test body did not finish within {limit:?}")
+        }
+    }
+}
