@@ -14,7 +14,6 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -24,7 +23,7 @@ use tokio_util::compat::TokioAsyncReadCompatExt;
 
 use crate::proto::{Config, Peer};
 use crate::server::{
-    AsyncTimer, BoxFuture, BoxStream, Handler, Listener, LocalController, Runtime, Signal, Tcp,
+    AsyncTimer, BoxFuture, BoxStream, Handler, Listener, LocalController, Runtime, Tcp,
     ThreadedController, Unix,
 };
 
@@ -104,45 +103,16 @@ pub type UnthreadedController<H> = LocalController<H, TokioRuntime, Tcp>;
 pub type UnixSocketUnthreadedController<H> = LocalController<H, TokioRuntime, Unix>;
 
 /// Serves `listener` with `handler` until `shutdown` completes, then closes the
-/// listener, gives open connections `421` and returns once they end.
+/// listener, gives open connections `421` and returns once they end. Call it on a
+/// tokio runtime.
 pub async fn serve<H: Handler>(
-    listener: net::TcpListener,
+    listener: std::net::TcpListener,
     handler: H,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) {
-    serve_any(Box::new(TcpAcceptor(listener)), handler, config, shutdown).await
-}
-
-/// [`serve`] for a Unix domain socket.
-#[cfg(unix)]
-pub async fn serve_unix<H: Handler>(
-    listener: net::UnixListener,
-    handler: H,
-    config: Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) {
-    serve_any(Box::new(UnixAcceptor(listener)), handler, config, shutdown).await
-}
-
-async fn serve_any<H: Handler>(
-    listener: Box<dyn Listener>,
-    handler: H,
-    config: Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) {
-    let signal = Signal::new();
-    let fire = signal.clone();
-    ::tokio::spawn(async move {
-        shutdown.await;
-        fire.fire();
-    });
-    crate::server::serve_listeners(
-        Arc::new(TokioRuntime),
-        vec![listener],
-        Arc::new(handler),
-        config,
-        signal,
-    )
-    .await
+) -> io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let listener = TokioRuntime.wrap_tcp_listener(listener)?;
+    crate::server::serve_until(TokioRuntime, listener, handler, config, shutdown).await;
+    Ok(())
 }

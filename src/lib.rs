@@ -36,3 +36,15 @@ pub use server::{Handler, HandlerError, HookResult, ServerError, get_localhost};
 #[cfg(feature = "runtime-tokio")]
 #[path = "../runtimes/tokio.rs"]
 pub mod tokio;
+
+#[cfg(any(feature = "runtime-smol", feature = "runtime-async-std"))]
+#[path = "../runtimes/async_io.rs"]
+mod async_io;
+
+#[cfg(feature = "runtime-smol")]
+#[path = "../runtimes/smol.rs"]
+pub mod smol;
+
+#[cfg(feature = "runtime-async-std")]
+#[path = "../runtimes/async_std.rs"]
+pub mod async_std;

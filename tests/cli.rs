@@ -271,3 +271,27 @@ fn list(dir: &Path) -> Vec<std::path::PathBuf> {
         .map(|e| e.unwrap().path())
         .collect()
 }
+
+#[test]
+fn every_compiled_runtime_serves_and_others_are_refused() {
+    for (name, compiled) in [
+        ("tokio", cfg!(feature = "runtime-tokio")),
+        ("smol", cfg!(feature = "runtime-smol")),
+        ("async-std", cfg!(feature = "runtime-async-std")),
+    ] {
+        if compiled {
+            let port = free_port();
+            let server = Server::start(&["--runtime", name, "-n", "-c", "sink", "-l", &format!("127.0.0.1:{port}")]);
+            let replies = dialogue(connect_tcp(port), MESSAGE);
+            assert_eq!(replies[5], "250 OK", "{name}");
+            assert_eq!(replies[6], "221 Bye", "{name}");
+            assert!(server.terminate().status.success(), "{name}");
+        } else {
+            let out = run(&["--runtime", name, "-n", "-c", "sink"]);
+            assert_eq!(out.status.code(), Some(2), "{name}");
+            assert!(String::from_utf8_lossy(&out.stderr).contains("not compiled in"));
+        }
+    }
+    let out = run(&["--runtime", "nosuch", "-n"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -6,8 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use smtpkit::Config;
 use smtpkit::handlers::{Debugging, Mailbox, Sink};
-use smtpkit::server::{Handler, default_server_hostname};
-use smtpkit::tokio::{Controller, UnixSocketController};
+use smtpkit::server::{Handler, Runtime, Tcp, ThreadedController, Unix, default_server_hostname};
 
 const DEFAULT_HOST: &str = "localhost";
 const DEFAULT_PORT: u16 = 8025;
@@ -50,6 +49,12 @@ struct Args {
     /// Name in the greeting and HELO/EHLO replies (default: this machine's name).
     #[arg(long = "hostname", value_name = "NAME")]
     hostname: Option<String>,
+
+    /// The async runtime to serve on: tokio (default), smol or async-std (the
+    /// latter two when built with features runtime-smol / runtime-async-std).
+    #[arg(long = "runtime", value_name = "RUNTIME", default_value = "tokio",
+          value_parser = ["tokio", "smol", "async-std"])]
+    runtime: String,
 
     /// Additional arguments for the handler (e.g. the Maildir for `mailbox`).
     #[arg(value_name = "CLASSARGS")]
@@ -106,14 +111,14 @@ fn main() -> ExitCode {
             if !args.classargs.is_empty() {
                 return usage_error("Sink handler does not accept arguments");
             }
-            run(Sink, &args)
+            on_runtime(Sink, &args)
         }
         "debugging" => match Debugging::from_cli_args(&args.classargs) {
-            Ok(h) => run(h, &args),
+            Ok(h) => on_runtime(h, &args),
             Err(e) => usage_error(&e),
         },
         "mailbox" => match Mailbox::from_cli_args(&args.classargs) {
-            Ok(h) => run(h, &args),
+            Ok(h) => on_runtime(h, &args),
             Err(e) => usage_error(&e),
         },
         _ => usage_error(&format!(
@@ -144,26 +149,54 @@ fn config(args: &Args) -> Config {
         .with_smtputf8(args.smtputf8)
 }
 
-enum Running<H: Handler> {
-    Tcp(Controller<H>),
-    Unix(UnixSocketController<H>),
+/// Runs the server on the runtime named by `--runtime`.
+fn on_runtime<H: Handler>(handler: H, args: &Args) -> ExitCode {
+    match args.runtime.as_str() {
+        #[cfg(feature = "runtime-tokio")]
+        "tokio" => run::<H, smtpkit::tokio::TokioRuntime>(handler, args),
+        #[cfg(feature = "runtime-smol")]
+        "smol" => run::<H, smtpkit::smol::SmolRuntime>(handler, args),
+        #[cfg(feature = "runtime-async-std")]
+        "async-std" => run::<H, smtpkit::async_std::AsyncStdRuntime>(handler, args),
+        other => {
+            let _ = handler;
+            usage_error(&format!(
+                "runtime {other} is not compiled in (rebuild with --features runtime-{other})"
+            ))
+        }
+    }
 }
 
-fn run<H: Handler>(handler: H, args: &Args) -> ExitCode {
+enum Running<H: Handler, R: Runtime + Default> {
+    Tcp(ThreadedController<H, R, Tcp>),
+    Unix(ThreadedController<H, R, Unix>),
+}
+
+fn run<H: Handler, R: Runtime + Default>(handler: H, args: &Args) -> ExitCode {
     let listen = match parse_listen(args.listen.as_ref().and_then(|l| l.as_deref())) {
         Ok(l) => l,
         Err(e) => return usage_error(&e),
     };
+    // Catch SIGINT/SIGTERM from before the port opens, so a stop request is never lost.
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("smtpkit: cannot install signal handlers: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let started = match &args.unix {
         Some(path) => {
-            let mut c = UnixSocketController::new(handler, path).with_config(config(args));
+            let mut c =
+                ThreadedController::<H, R, Unix>::new(handler, path).with_config(config(args));
             c.start().map(|()| {
                 tracing::info!("Server is listening on {}", path.display());
                 Running::Unix(c)
             })
         }
         None => {
-            let mut c = Controller::new(handler)
+            let mut c = ThreadedController::<H, R, Tcp>::new(handler)
                 .with_hostname(listen.0.clone())
                 .with_port(listen.1)
                 .with_config(config(args));
@@ -188,7 +221,7 @@ fn run<H: Handler>(handler: H, args: &Args) -> ExitCode {
             return ExitCode::from(1);
         }
     }
-    wait_for_signal();
+    let _ = signals.forever().next();
     let stopped = match &mut running {
         Running::Tcp(c) => c.stop(),
         Running::Unix(c) => c.stop(),
@@ -209,28 +242,4 @@ fn setuid_nobody() -> Result<(), String> {
         .flatten()
         .ok_or_else(fail)?;
     nix::unistd::setuid(nobody.uid).map_err(|_| fail())
-}
-
-/// Blocks until Ctrl-C (SIGINT) or SIGTERM.
-fn wait_for_signal() {
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
-        return;
-    };
-    rt.block_on(async {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    });
 }

@@ -3,17 +3,24 @@
 //! aiosmtpd's `SMTP._getaddr(arg)` hands the argument to CPython 3.11's
 //! `email._header_value_parser`: `get_angle_addr` when the argument (after
 //! `lstrip()`) starts with `<`, `get_addr_spec` otherwise, and then reads the
-//! parsed token's `.addr_spec` property.  That parser is an RFC 5322 header
-//! parser with many quirks (comments and folding white space everywhere, the
-//! obsolete local-part and route syntaxes, RFC 2047 encoded words, quoting rules
-//! of its own, and a few places where it raises an exception other than
-//! `HeaderParseError`).  This module re-implements its behaviour for these
-//! entry points, including the quirks, so that replies match byte for byte.
+//! parsed token's `.addr_spec` property.  That is an RFC 5322 header parser with
+//! many quirks: comments and folding white space almost anywhere, the obsolete
+//! local-part and route syntaxes, RFC 2047 encoded words, its own quoting rules,
+//! and a few inputs on which it raises something other than `HeaderParseError`.
+//! This module re-implements that behaviour, quirks included, so that replies
+//! match aiosmtpd byte for byte.  It models the parts of the Python token tree
+//! that decide the result (`str()`, `.value`, `LocalPart.local_part`,
+//! `Domain.domain`, `AddrSpec.addr_spec`, `AngleAddr.addr_spec`).
 //!
 //! [`parse_path`] is the everyday entry point.  [`parse_path_checked`] also
 //! reports the inputs for which Python raises an unexpected exception (for
-//! example `IndexError` for `anne@`), which aiosmtpd turns into a
-//! `500 Error: (IndexError) string index out of range` reply.
+//! example `IndexError` for `anne@`), which aiosmtpd answers with
+//! `500 Error: (IndexError) string index out of range`.
+//!
+//! Known approximations: RFC 2047 charsets other than UTF-8, UTF-8-SIG, ASCII
+//! and Latin-1 are decoded like an unknown charset (non-ASCII bytes become
+//! U+FFFD), undecodable bytes (lone surrogates in Python) become U+FFFD, and
+//! the `RecursionError` thresholds assume a warmed-up `python -m aiosmtpd`.
 
 use std::fmt;
 
@@ -38,7 +45,7 @@ pub enum ParsedPath<'a> {
 /// A Python exception other than `HeaderParseError` escaping from `_getaddr`.
 ///
 /// aiosmtpd does not catch these in the command handler; its generic handler
-/// answers `500` followed by this value's `Display` form, i.e.
+/// answers `500` followed by this value's `Display` form, e.g.
 /// `500 Error: (IndexError) string index out of range`, and the session goes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PyException {
@@ -55,34 +62,34 @@ impl fmt::Display for PyException {
     }
 }
 
-const INDEX_STR: PyException = PyException {
-    type_name: "IndexError",
-    message: "string index out of range",
-};
-const INDEX_LIST: PyException = PyException {
-    type_name: "IndexError",
-    message: "list index out of range",
-};
-const ATTR_DEFECT: PyException = PyException {
-    type_name: "AttributeError",
-    message: "'InvalidHeaderDefect' object has no attribute 'value'",
-};
-const UNBOUND_POS: PyException = PyException {
-    type_name: "UnboundLocalError",
-    message: "cannot access local variable 'pos' where it is not associated with a value",
-};
-const RECURSION_CALL: PyException = PyException {
-    type_name: "RecursionError",
-    message: "maximum recursion depth exceeded while calling a Python object",
-};
-const RECURSION_STR: PyException = PyException {
-    type_name: "RecursionError",
-    message: "maximum recursion depth exceeded while getting the str of an object",
-};
-const RECURSION_PLAIN: PyException = PyException {
-    type_name: "RecursionError",
-    message: "maximum recursion depth exceeded",
-};
+const fn py_exc(type_name: &'static str, message: &'static str) -> Fail {
+    Fail::Py(PyException { type_name, message })
+}
+const INDEX_STR: Fail = py_exc("IndexError", "string index out of range");
+const INDEX_LIST: Fail = py_exc("IndexError", "list index out of range");
+const ATTR_DEFECT: Fail = py_exc("AttributeError", "'InvalidHeaderDefect' object has no attribute 'value'");
+const UNBOUND_POS: Fail = py_exc(
+    "UnboundLocalError",
+    "cannot access local variable 'pos' where it is not associated with a value",
+);
+const RECURSION_CALL: Fail = py_exc(
+    "RecursionError",
+    "maximum recursion depth exceeded while calling a Python object",
+);
+const RECURSION_STR: Fail = py_exc(
+    "RecursionError",
+    "maximum recursion depth exceeded while getting the str of an object",
+);
+const RECURSION_PLAIN: Fail = py_exc("RecursionError", "maximum recursion depth exceeded");
+
+/// Python stack depth left for `str(local_part)` under `get_addr_spec` in a
+/// warmed-up `python -m aiosmtpd` server (calibrated against aiosmtpd 1.4.6 on
+/// CPython 3.11; one less under `get_angle_addr`).  Each nested comment costs
+/// four levels: `str()`, `Comment.__str__`, its list comprehension, `quote()`.
+const STR_BUDGET: usize = 973;
+/// Comment nesting at which CPython's recursive `get_comment` runs out of stack
+/// (approximate; unreachable within aiosmtpd's command line length limits).
+const PARSE_COMMENT_NESTING_LIMIT: usize = 981;
 
 /// Parses a MAIL/RCPT/VRFY argument like aiosmtpd's `_getaddr`.
 ///
@@ -96,7 +103,7 @@ pub fn parse_path(arg: &str) -> ParsedPath<'_> {
 }
 
 /// Like [`parse_path`], but reports the Python exceptions (other than
-/// `HeaderParseError`) that aiosmtpd would let escape from `_getaddr`.
+/// `HeaderParseError`) that aiosmtpd lets escape from `_getaddr`.
 pub fn parse_path_checked(arg: &str) -> Result<ParsedPath<'_>, PyException> {
     if arg.is_empty() {
         return Ok(ParsedPath::Empty);
@@ -107,26 +114,20 @@ pub fn parse_path_checked(arg: &str) -> Result<ParsedPath<'_>, PyException> {
     } else {
         get_addr_spec(arg, STR_BUDGET).map(|(spec, rem)| (Some(spec), rem))
     };
-    let (spec, rem) = match parsed {
-        Ok(found) => found,
-        Err(Fail::Parse) => return Ok(ParsedPath::Malformed),
-        Err(Fail::Py(exc)) => return Err(exc),
-    };
-    let addr = match &spec {
-        None => Ok("<>".to_owned()),
-        Some(spec) if angle => spec.angle_addr_spec(),
-        Some(spec) => spec.addr_spec(),
-    };
-    // The properties only fail with Python exceptions, never with HeaderParseError.
-    let addr = addr.map_err(|fail| match fail {
-        Fail::Py(exc) => exc,
-        Fail::Parse => INDEX_LIST,
-    })?;
-    let rest = match rem {
-        Rem::In(rest) => rest,
-        Rem::Own(rest) => common_suffix(arg, &rest),
-    };
-    Ok(ParsedPath::Address { addr, rest })
+    let addr = parsed.and_then(|(spec, rem)| {
+        let addr = match &spec {
+            None => "<>".to_owned(),
+            Some(spec) if angle => spec.angle_addr_spec()?,
+            Some(spec) => spec.addr_spec()?,
+        };
+        Ok((addr, rem))
+    });
+    match addr {
+        Ok((addr, Rem::In(rest))) => Ok(ParsedPath::Address { addr, rest }),
+        Ok((addr, Rem::Own(rest))) => Ok(ParsedPath::Address { addr, rest: common_suffix(arg, &rest) }),
+        Err(Fail::Parse) => Ok(ParsedPath::Malformed),
+        Err(Fail::Py(exc)) => Err(exc),
+    }
 }
 
 /// The longest suffix of `arg` that is also a suffix of `other`.
@@ -142,7 +143,7 @@ fn common_suffix<'a>(arg: &'a str, other: &str) -> &'a str {
 }
 
 // ---------------------------------------------------------------------------
-// Errors and character classes
+// Errors, characters and strings
 // ---------------------------------------------------------------------------
 
 /// Why a parse step stopped: `HeaderParseError`, or another Python exception.
@@ -153,19 +154,22 @@ enum Fail {
 }
 
 type Res<T> = Result<T, Fail>;
+/// A token and the input left after it.
+type Parsed<'v> = Res<(Tok, &'v str)>;
 
 /// Python's `value[0]`: the first character, or `IndexError` when empty.
 fn at0(v: &str) -> Res<char> {
-    v.chars().next().ok_or(Fail::Py(INDEX_STR))
+    v.chars().next().ok_or(INDEX_STR)
 }
 
-/// `value[1:]` where `value` is known to start with `c`.
+/// `value[1:]` where `value` starts with `c`.
 fn skip(v: &str, c: char) -> &str {
     v.get(c.len_utf8()..).unwrap_or("")
 }
 
-fn starts(v: &str, pred: fn(char) -> bool) -> bool {
-    v.chars().next().is_some_and(pred)
+/// `value and value[0] in <class>`.
+fn starts(v: &str, class: fn(char) -> bool) -> bool {
+    v.chars().next().is_some_and(class)
 }
 
 fn is_wsp(c: char) -> bool {
@@ -173,7 +177,7 @@ fn is_wsp(c: char) -> bool {
 }
 
 fn is_cfws_leader(c: char) -> bool {
-    c == ' ' || c == '\t' || c == '('
+    is_wsp(c) || c == '('
 }
 
 fn is_special(c: char) -> bool {
@@ -184,36 +188,22 @@ fn is_atom_end(c: char) -> bool {
     is_special(c) || is_wsp(c)
 }
 
-fn is_dot_atom_end(c: char) -> bool {
-    c != '.' && is_atom_end(c)
-}
-
 fn is_phrase_end(c: char) -> bool {
     matches!(c, '>' | '<' | '[' | ')' | ':' | ';' | ',' | ']' | '@' | '\\')
 }
 
-/// Python's `str.isspace()` for one character.
+/// Python's `str.isspace()`.
 fn py_space(c: char) -> bool {
-    matches!(
-        c,
-        '\t'..='\r'
-            | '\u{1c}'..=' '
-            | '\u{85}'
-            | '\u{a0}'
-            | '\u{1680}'
-            | '\u{2000}'..='\u{200a}'
-            | '\u{2028}'
-            | '\u{2029}'
-            | '\u{202f}'
-            | '\u{205f}'
-            | '\u{3000}'
-    )
+    matches!(c, '\t'..='\r' | '\u{1c}'..=' ' | '\u{85}' | '\u{a0}' | '\u{1680}' | '\u{2000}'..='\u{200a}')
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202f}' | '\u{205f}' | '\u{3000}')
 }
 
+/// Python's `str.lstrip()`.
 fn py_lstrip(v: &str) -> &str {
     v.trim_start_matches(py_space)
 }
 
+/// `email._header_value_parser.quote_string`.
 fn quote_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
@@ -228,194 +218,143 @@ fn quote_string(s: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------
-// The token tree (the parts of the Python classes that decide the result)
+// The token tree: the parts of the Python classes that decide the result
 // ---------------------------------------------------------------------------
 
-/// How a terminal renders: `ValueTerminal`, `WhiteSpaceTerminal` or `EWWhiteSpaceTerminal`.
+/// The terminal classes and token types that behave differently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TermKind {
+    /// A `ValueTerminal` (atext, ptext, vtext, specials).
     Value,
-    Space,
-    EwSpace,
-}
-
-/// The token types of terminals that matter to the properties.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TermType {
+    /// The `DOT` value terminal.
     Dot,
+    /// A `WhiteSpaceTerminal` of type `fws`: its value is a single space.
     Fws,
-    Other,
+    /// Comment text: a `WhiteSpaceTerminal` of type `ptext`.
+    CommentText,
+    /// An `EWWhiteSpaceTerminal` (white space between two encoded words).
+    EwFws,
 }
 
 /// The `TokenList` subclasses that behave differently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ListKind {
     Plain,
-    QuotedString,
     BareQuotedString,
     Cfws,
     Comment,
     EncodedWord,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 enum Tok {
-    Term {
-        kind: TermKind,
-        ty: TermType,
-        text: String,
-    },
-    List {
-        kind: ListKind,
-        items: Vec<Tok>,
-    },
+    Term(TermKind, String),
+    List(ListKind, Vec<Tok>),
     /// An `InvalidHeaderDefect` that CPython appends into a domain-literal token list.
     Defect,
 }
 
 impl Tok {
-    fn term(kind: TermKind, ty: TermType, text: &str) -> Tok {
-        Tok::Term {
-            kind,
-            ty,
-            text: text.to_owned(),
-        }
-    }
-
     fn value_term(text: &str) -> Tok {
-        Tok::term(TermKind::Value, TermType::Other, text)
+        Tok::Term(TermKind::Value, text.to_owned())
     }
 
     fn dot() -> Tok {
-        Tok::term(TermKind::Value, TermType::Dot, ".")
-    }
-
-    fn list(kind: ListKind, items: Vec<Tok>) -> Tok {
-        Tok::List { kind, items }
+        Tok::Term(TermKind::Dot, ".".to_owned())
     }
 
     fn is_dot(&self) -> bool {
-        matches!(self, Tok::Term { ty: TermType::Dot, .. })
+        matches!(self, Tok::Term(TermKind::Dot, _))
     }
 
     fn is_cfws(&self) -> bool {
-        matches!(self, Tok::List { kind: ListKind::Cfws, .. })
+        matches!(self, Tok::List(ListKind::Cfws, _))
     }
 
-    fn is_fws(&self) -> bool {
-        matches!(self, Tok::Term { ty: TermType::Fws, .. })
+    fn items(&self) -> &[Tok] {
+        match self {
+            Tok::List(_, items) => items,
+            _ => &[],
+        }
     }
 
-    fn is_encoded_word(&self) -> bool {
-        matches!(self, Tok::List { kind: ListKind::EncodedWord, .. })
-    }
-
-    /// `token[:0] = [leader]`.
-    fn prepend(&mut self, leader: Option<Tok>) {
-        if let (Some(leader), Tok::List { items, .. }) = (leader, self) {
-            items.insert(0, leader);
+    /// `token[:0] = leader` (the leader is empty or a single CFWS list).
+    fn prepend(&mut self, leader: Vec<Tok>) {
+        if let Tok::List(_, items) = self {
+            items.splice(0..0, leader);
         }
     }
 
     /// Python's `.value`.
     fn value(&self, out: &mut String) -> Res<()> {
         match self {
-            Tok::Term { kind, text, .. } => match kind {
-                TermKind::Value => out.push_str(text),
-                TermKind::Space => out.push(' '),
-                TermKind::EwSpace => {}
-            },
-            Tok::List { kind, items } => match kind {
-                ListKind::Cfws | ListKind::Comment => out.push(' '),
-                ListKind::BareQuotedString => {
-                    for item in items {
-                        item.to_str(out, 0, usize::MAX)?;
-                    }
+            Tok::Term(TermKind::Value | TermKind::Dot, text) => out.push_str(text),
+            Tok::Term(TermKind::Fws | TermKind::CommentText, _) => out.push(' '),
+            Tok::Term(TermKind::EwFws, _) => {}
+            Tok::List(ListKind::Cfws | ListKind::Comment, _) => out.push(' '),
+            Tok::List(ListKind::BareQuotedString, items) => {
+                for item in items {
+                    item.to_str(out, 0, usize::MAX)?;
                 }
-                _ => {
-                    for item in items {
-                        item.value(out)?;
-                    }
-                }
-            },
-            Tok::Defect => return Err(Fail::Py(ATTR_DEFECT)),
+            }
+            Tok::List(_, items) => values_of(items, out)?,
+            Tok::Defect => return Err(ATTR_DEFECT),
         }
         Ok(())
     }
 
     /// Python's `str()`.  `level` counts the enclosing comments and `budget` is
-    /// the Python stack depth available, since nested comments are where
-    /// CPython can hit its recursion limit.
+    /// the Python stack depth available, as nested comments are where CPython
+    /// can hit its recursion limit.
     fn to_str(&self, out: &mut String, level: usize, budget: usize) -> Res<()> {
         match self {
-            Tok::Term { kind, text, .. } => {
-                if *kind != TermKind::EwSpace {
-                    out.push_str(text);
+            Tok::Term(TermKind::EwFws, _) => {}
+            Tok::Term(_, text) => out.push_str(text),
+            Tok::List(ListKind::BareQuotedString, items) => {
+                let mut inner = String::new();
+                for item in items {
+                    item.to_str(&mut inner, level, budget)?;
+                }
+                out.push_str(&quote_string(&inner));
+            }
+            Tok::List(ListKind::Comment, items) => {
+                // Deepest frame reached: `str()` (1), `__str__` (2), the list
+                // comprehension (3), `quote()` (4) and `str()` of a child (5).
+                let reach = 4 * level + if items.is_empty() { 3 } else { 5 };
+                if reach > budget {
+                    // The frame that overflows is the one at depth `budget + 1`.
+                    return Err(if (budget + 1) % 4 == 1 { RECURSION_STR } else { RECURSION_PLAIN });
+                }
+                out.push('(');
+                for item in items {
+                    if let Tok::List(ListKind::Comment, _) = item {
+                        item.to_str(out, level + 1, budget)?;
+                        continue;
+                    }
+                    let mut inner = String::new();
+                    item.to_str(&mut inner, level, budget)?;
+                    for c in inner.chars() {
+                        if matches!(c, '\\' | '(' | ')') {
+                            out.push('\\');
+                        }
+                        out.push(c);
+                    }
+                }
+                out.push(')');
+            }
+            Tok::List(_, items) => {
+                for item in items {
+                    item.to_str(out, level, budget)?;
                 }
             }
-            Tok::List { kind, items } => match kind {
-                ListKind::BareQuotedString => {
-                    let mut inner = String::new();
-                    for item in items {
-                        item.to_str(&mut inner, level, budget)?;
-                    }
-                    out.push_str(&quote_string(&inner));
-                }
-                ListKind::Comment => {
-                    // Deepest frame reached: `str()` (1), `__str__` (2), the list
-                    // comprehension (3), `quote()` (4) and `str()` of a child (5).
-                    let reach = 4 * level + if items.is_empty() { 3 } else { 5 };
-                    if reach > budget {
-                        // The frame that overflows is the one at depth `budget + 1`.
-                        return Err(Fail::Py(if (budget + 1) % 4 == 1 {
-                            RECURSION_STR
-                        } else {
-                            RECURSION_PLAIN
-                        }));
-                    }
-                    out.push('(');
-                    for item in items {
-                        if matches!(item, Tok::List { kind: ListKind::Comment, .. }) {
-                            item.to_str(out, level + 1, budget)?;
-                        } else {
-                            let mut inner = String::new();
-                            item.to_str(&mut inner, level, budget)?;
-                            for c in inner.chars() {
-                                if matches!(c, '\\' | '(' | ')') {
-                                    out.push('\\');
-                                }
-                                out.push(c);
-                            }
-                        }
-                    }
-                    out.push(')');
-                }
-                _ => {
-                    for item in items {
-                        item.to_str(out, level, budget)?;
-                    }
-                }
-            },
             Tok::Defect => out.push_str("end of input inside domain-literal"),
         }
         Ok(())
     }
 }
 
-/// Python stack depth left for `str(local_part)` under `get_addr_spec` in a
-/// warmed-up `python -m aiosmtpd` server (calibrated against aiosmtpd 1.4.6 on
-/// CPython 3.11; one less under `get_angle_addr`).  Each nested comment costs
-/// four levels: `str()`, `Comment.__str__`, its list comprehension, `quote()`.
-const STR_BUDGET: usize = 973;
-/// Comment nesting at which CPython's recursive `get_comment` runs out of stack
-/// (unreachable within aiosmtpd's command line limits).
-const PARSE_COMMENT_NESTING_LIMIT: usize = 981;
-
 fn values_of(items: &[Tok], out: &mut String) -> Res<()> {
-    for item in items {
-        item.value(out)?;
-    }
-    Ok(())
+    items.iter().try_for_each(|item| item.value(out))
 }
 
 /// One element of the temporary list built by `LocalPart.local_part`.
@@ -427,72 +366,54 @@ enum Piece<'t> {
 }
 
 impl<'t> Piece<'t> {
-    fn is_dot(self) -> bool {
-        matches!(self, Piece::Tok(tok) if tok.is_dot())
-    }
-
     fn items(self) -> &'t [Tok] {
         match self {
-            Piece::Tok(Tok::List { items, .. }) => items,
+            Piece::Tok(tok) => tok.items(),
             Piece::Slice(items) => items,
-            Piece::Tok(_) => &[],
-        }
-    }
-
-    fn value(self, out: &mut String) -> Res<()> {
-        match self {
-            Piece::Tok(tok) => tok.value(out),
-            Piece::Slice(items) => values_of(items, out),
         }
     }
 }
 
-/// `LocalPart.local_part` for a local part whose only child is `tok`.
+/// `LocalPart.local_part` for a local part whose only child is `tok`: drops
+/// CFWS at both ends and around dots (and can raise `IndexError`).
 fn local_part_prop(tok: &Tok) -> Res<String> {
     let dot = Tok::dot();
-    let children: &[Tok] = match tok {
-        Tok::List { items, .. } => items,
-        _ => &[],
-    };
-    let mut res: Vec<Piece<'_>> = vec![Piece::Tok(&dot)];
+    let mut res = vec![Piece::Tok(&dot)];
     let mut last = Piece::Tok(&dot);
     let mut last_is_tl = false;
-    for child in children.iter().chain(std::iter::once(&dot)) {
+    for child in tok.items().iter().chain(std::iter::once(&dot)) {
         if child.is_cfws() {
             continue;
         }
         if last_is_tl && child.is_dot() {
-            let last_items = last.items();
-            let (final_item, init) = last_items.split_last().ok_or(Fail::Py(INDEX_LIST))?;
-            if final_item.is_cfws() {
-                if let Some(slot) = res.last_mut() {
-                    *slot = Piece::Slice(init);
-                }
+            let (final_item, init) = last.items().split_last().ok_or(INDEX_LIST)?;
+            if let (true, Some(slot)) = (final_item.is_cfws(), res.last_mut()) {
+                *slot = Piece::Slice(init);
             }
         }
-        let is_tl = matches!(child, Tok::List { .. });
-        let mut pushed = Piece::Tok(child);
-        if is_tl && last.is_dot() {
-            let items = Piece::Tok(child).items();
-            let (first, tail) = items.split_first().ok_or(Fail::Py(INDEX_LIST))?;
+        let is_tl = matches!(child, Tok::List(..));
+        let mut piece = Piece::Tok(child);
+        if is_tl && matches!(last, Piece::Tok(t) if t.is_dot()) {
+            let (first, tail) = child.items().split_first().ok_or(INDEX_LIST)?;
             if first.is_cfws() {
-                pushed = Piece::Slice(tail);
+                piece = Piece::Slice(tail);
             }
         }
-        res.push(pushed);
-        last = pushed;
+        res.push(piece);
+        last = piece;
         last_is_tl = is_tl;
     }
     let mut out = String::new();
-    let inner = res.get(1..res.len().saturating_sub(1)).unwrap_or(&[]);
-    for piece in inner {
-        piece.value(&mut out)?;
+    for piece in res.get(1..res.len().saturating_sub(1)).unwrap_or(&[]) {
+        match piece {
+            Piece::Tok(tok) => tok.value(&mut out)?,
+            Piece::Slice(items) => values_of(items, &mut out)?,
+        }
     }
     Ok(out)
 }
 
-/// A parsed `addr-spec`: the local part's child token and the domain, if any.
-#[derive(Debug)]
+/// A parsed `addr-spec`: the local part's only child token and the domain, if any.
 struct AddrSpec {
     local: Tok,
     domain: Option<Tok>,
@@ -502,12 +423,13 @@ impl AddrSpec {
     /// `AddrSpec.addr_spec`.
     fn addr_spec(&self) -> Res<String> {
         let local = local_part_prop(&self.local)?;
-        let mut out = if local.chars().any(is_dot_atom_end) {
+        let mut out = if local.chars().any(|c| c != '.' && is_atom_end(c)) {
             quote_string(&local)
         } else {
             local
         };
         if let Some(domain) = &self.domain {
+            // `Domain.domain`: the value with all white space removed.
             let mut value = String::new();
             domain.value(&mut value)?;
             out.push('@');
@@ -516,34 +438,45 @@ impl AddrSpec {
         Ok(out)
     }
 
-    /// `AngleAddr.addr_spec` (identical to `addr_spec` unless the local part is empty).
+    /// `AngleAddr.addr_spec`: as `addr_spec`, but `""` is prefixed when the
+    /// local part is empty.
     fn angle_addr_spec(&self) -> Res<String> {
-        let local = local_part_prop(&self.local)?;
-        if local.is_empty() {
-            Ok(quote_string(&local) + &self.addr_spec()?)
+        if local_part_prop(&self.local)?.is_empty() {
+            Ok(quote_string("") + &self.addr_spec()?)
         } else {
             self.addr_spec()
         }
     }
 }
 
-/// The remaining input: normally a suffix of what was parsed, but an owned
+/// The remaining input: normally a suffix of the parsed text, but an owned
 /// string when the obsolete local-part re-parse stopped inside re-rendered text.
-#[derive(Debug)]
-enum Rem<'b> {
-    In(&'b str),
+enum Rem<'v> {
+    In(&'v str),
     Own(String),
 }
 
 // ---------------------------------------------------------------------------
-// The parser functions
+// The parser functions, named after their Python counterparts
 // ---------------------------------------------------------------------------
 
-fn get_angle_addr(v: &str) -> Res<(Option<AddrSpec>, Rem<'_>)> {
-    let mut v = v;
-    if is_cfws_leader(at0(v)?) {
-        v = get_cfws(v)?.1;
+/// `if value[0] in CFWS_LEADER: ...get_cfws...` (`IndexError` when empty).
+fn cfws_at0<'v>(v: &'v str, items: &mut Vec<Tok>) -> Res<&'v str> {
+    if is_cfws_leader(at0(v)?) { cfws_opt(v, items) } else { Ok(v) }
+}
+
+/// `if value and value[0] in CFWS_LEADER: ...get_cfws...`.
+fn cfws_opt<'v>(v: &'v str, items: &mut Vec<Tok>) -> Res<&'v str> {
+    if !starts(v, is_cfws_leader) {
+        return Ok(v);
     }
+    let (tok, rest) = get_cfws(v)?;
+    items.push(tok);
+    Ok(rest)
+}
+
+fn get_angle_addr(v: &str) -> Res<(Option<AddrSpec>, Rem<'_>)> {
+    let mut v = cfws_at0(v, &mut Vec::new())?;
     if !v.starts_with('<') {
         return Err(Fail::Parse);
     }
@@ -553,98 +486,78 @@ fn get_angle_addr(v: &str) -> Res<(Option<AddrSpec>, Rem<'_>)> {
     }
     let budget = STR_BUDGET - 1;
     let (spec, rem) = match get_addr_spec(v, budget) {
-        Ok(found) => found,
-        Err(Fail::Parse) => {
-            let after_route = get_obs_route(v)?;
-            get_addr_spec(after_route, budget)?
-        }
-        Err(fail) => return Err(fail),
+        Err(Fail::Parse) => get_addr_spec(get_obs_route(v)?, budget)?,
+        other => other?,
     };
+    fn tail(v: &str) -> Res<&str> {
+        let v = if v.starts_with('>') { skip(v, '>') } else { v };
+        cfws_opt(v, &mut Vec::new())
+    }
     let rem = match rem {
-        Rem::In(v) => Rem::In(angle_addr_tail(v)?),
-        Rem::Own(s) => Rem::Own(angle_addr_tail(&s)?.to_owned()),
+        Rem::In(v) => Rem::In(tail(v)?),
+        Rem::Own(s) => Rem::Own(tail(&s)?.to_owned()),
     };
     Ok((Some(spec), rem))
-}
-
-fn angle_addr_tail(v: &str) -> Res<&str> {
-    let mut v = v;
-    if v.starts_with('>') {
-        v = skip(v, '>');
-    }
-    if starts(v, is_cfws_leader) {
-        v = get_cfws(v)?.1;
-    }
-    Ok(v)
 }
 
 /// `get_addr_spec`; `budget` is the stack depth left for `str()` (see [`STR_BUDGET`]).
 fn get_addr_spec(v: &str, budget: usize) -> Res<(AddrSpec, Rem<'_>)> {
     let (local, rem) = get_local_part(v, budget)?;
-    match rem {
+    fn domain(v: &str) -> Res<(Option<Tok>, &str)> {
+        if !v.starts_with('@') {
+            return Ok((None, v));
+        }
+        let (domain, v) = get_domain(skip(v, '@'))?;
+        Ok((Some(domain), v))
+    }
+    Ok(match rem {
         Rem::In(v) => {
-            let (domain, v) = addr_spec_domain(v)?;
-            Ok((AddrSpec { local, domain }, Rem::In(v)))
+            let (domain, v) = domain(v)?;
+            (AddrSpec { local, domain }, Rem::In(v))
         }
         Rem::Own(s) => {
-            let (domain, v) = addr_spec_domain(&s)?;
-            let rest = v.to_owned();
-            Ok((AddrSpec { local, domain }, Rem::Own(rest)))
+            let (domain, v) = domain(&s)?;
+            (AddrSpec { local, domain }, Rem::Own(v.to_owned()))
         }
-    }
-}
-
-fn addr_spec_domain(v: &str) -> Res<(Option<Tok>, &str)> {
-    if !v.starts_with('@') {
-        return Ok((None, v));
-    }
-    let (domain, v) = get_domain(skip(v, '@'))?;
-    Ok((Some(domain), v))
+    })
 }
 
 fn get_local_part(v: &str, budget: usize) -> Res<(Tok, Rem<'_>)> {
-    let mut v = v;
-    let mut leader = None;
-    if is_cfws_leader(at0(v)?) {
-        let (tok, rest) = get_cfws(v)?;
-        leader = Some(tok);
-        v = rest;
-    }
+    let mut leader = Vec::new();
+    let v = cfws_at0(v, &mut leader)?;
     if v.is_empty() {
         return Err(Fail::Parse);
     }
-    let (mut tok, rest) = match get_dot_atom(v) {
-        Ok(found) => found,
+    let (mut tok, v) = match get_dot_atom(v) {
         Err(Fail::Parse) => match get_word(v) {
-            Ok(found) => found,
             Err(Fail::Parse) => {
                 let c = at0(v)?;
                 if c != '\\' && is_phrase_end(c) {
                     return Err(Fail::Parse);
                 }
-                (Tok::list(ListKind::Plain, Vec::new()), v)
+                (Tok::List(ListKind::Plain, Vec::new()), v)
             }
-            Err(fail) => return Err(fail),
+            other => other?,
         },
-        Err(fail) => return Err(fail),
+        other => other?,
     };
-    v = rest;
     tok.prepend(leader);
-    if starts(v, |c| c == '\\' || !is_phrase_end(c)) {
-        let mut buf = String::new();
-        tok.to_str(&mut buf, 0, budget)?;
-        buf.push_str(v);
-        let (obs, rest) = get_obs_local_part(&buf)?;
-        let rem = match v.len().checked_sub(rest.len()).and_then(|at| v.get(at..)) {
-            Some(suffix) => Rem::In(suffix),
-            None => Rem::Own(rest.to_owned()),
-        };
-        return Ok((obs, rem));
+    if !starts(v, |c| c == '\\' || !is_phrase_end(c)) {
+        return Ok((tok, Rem::In(v)));
     }
-    Ok((tok, Rem::In(v)))
+    // Not a plain local part: re-parse `str(local_part) + value` as obs-local-part.
+    let mut buf = String::new();
+    tok.to_str(&mut buf, 0, budget)?;
+    buf.push_str(v);
+    let (obs, rest) = get_obs_local_part(&buf)?;
+    let rem = match v.len().checked_sub(rest.len()).and_then(|at| v.get(at..)) {
+        Some(suffix) => Rem::In(suffix),
+        None => Rem::Own(rest.to_owned()),
+    };
+    Ok((obs, rem))
 }
 
-fn get_obs_local_part(v: &str) -> Res<(Tok, &str)> {
+fn get_obs_local_part(v: &str) -> Parsed<'_> {
     let mut v = v;
     let mut items = Vec::new();
     while let Some(c) = v.chars().next() {
@@ -652,50 +565,39 @@ fn get_obs_local_part(v: &str) -> Res<(Tok, &str)> {
             break;
         }
         if c == '.' || c == '\\' {
-            items.push(if c == '.' {
-                Tok::dot()
-            } else {
-                Tok::value_term("\\")
-            });
+            items.push(if c == '.' { Tok::dot() } else { Tok::value_term("\\") });
             v = skip(v, c);
             continue;
         }
         let (tok, rest) = match get_word(v) {
-            Ok(found) => found,
             Err(Fail::Parse) if is_cfws_leader(c) => get_cfws(v)?,
-            Err(fail) => return Err(fail),
+            other => other?,
         };
         items.push(tok);
         v = rest;
     }
-    // The leading / trailing '.' checks index the list like this:
-    let first = items.first().ok_or(Fail::Py(INDEX_LIST))?;
+    // The checks for a leading / trailing '.' index the list like this.
+    let first = items.first().ok_or(INDEX_LIST)?;
     if !first.is_dot() && first.is_cfws() && items.len() < 2 {
-        return Err(Fail::Py(INDEX_LIST));
+        return Err(INDEX_LIST);
     }
-    Ok((Tok::list(ListKind::Plain, items), v))
+    Ok((Tok::List(ListKind::Plain, items), v))
 }
 
-fn get_domain(v: &str) -> Res<(Tok, &str)> {
-    let mut v = v;
-    let mut leader = None;
-    if is_cfws_leader(at0(v)?) {
-        let (tok, rest) = get_cfws(v)?;
-        leader = Some(tok);
-        v = rest;
-    }
+fn get_domain(v: &str) -> Parsed<'_> {
+    let mut leader = Vec::new();
+    let mut v = cfws_at0(v, &mut leader)?;
     if v.is_empty() {
         return Err(Fail::Parse);
     }
     if v.starts_with('[') {
         let (mut tok, rest) = get_domain_literal(v)?;
         tok.prepend(leader);
-        return Ok((Tok::list(ListKind::Plain, vec![tok]), rest));
+        return Ok((Tok::List(ListKind::Plain, vec![tok]), rest));
     }
     let (mut tok, rest) = match get_dot_atom(v) {
-        Ok(found) => found,
         Err(Fail::Parse) => get_atom(v)?,
-        Err(fail) => return Err(fail),
+        other => other?,
     };
     v = rest;
     if v.starts_with('@') {
@@ -709,28 +611,23 @@ fn get_domain(v: &str) -> Res<(Tok, &str)> {
         items.push(tok);
         v = rest;
     }
-    Ok((Tok::list(ListKind::Plain, items), v))
+    Ok((Tok::List(ListKind::Plain, items), v))
 }
 
-fn get_domain_literal(v: &str) -> Res<(Tok, &str)> {
-    let mut v = v;
+fn get_domain_literal(v: &str) -> Parsed<'_> {
     let mut items = Vec::new();
-    if is_cfws_leader(at0(v)?) {
-        let (tok, rest) = get_cfws(v)?;
-        items.push(tok);
-        v = rest;
-    }
+    let mut v = cfws_at0(v, &mut items)?;
     if !v.starts_with('[') {
         return Err(Fail::Parse);
     }
     v = skip(v, '[');
+    // `_check_for_early_dl_end`: end of input inside the literal.
     let early_end = |mut items: Vec<Tok>| {
-        items.push(Tok::Defect);
-        items.push(Tok::value_term("]"));
-        Tok::list(ListKind::Plain, items)
+        items.extend([Tok::Defect, Tok::value_term("]")]);
+        Ok((Tok::List(ListKind::Plain, items), ""))
     };
     if v.is_empty() {
-        return Ok((early_end(items), v));
+        return early_end(items);
     }
     items.push(Tok::value_term("["));
     if starts(v, is_wsp) {
@@ -738,31 +635,23 @@ fn get_domain_literal(v: &str) -> Res<(Tok, &str)> {
         items.push(tok);
         v = rest;
     }
-    let (text, rest, _) = ptext_to_endchars(v, &['[', ']'])?;
+    let (text, rest) = ptext_to_endchars(v, &['[', ']'])?;
     items.push(Tok::value_term(&text));
     v = rest;
-    if v.is_empty() {
-        return Ok((early_end(items), v));
-    }
     if starts(v, is_wsp) {
         let (tok, rest) = get_fws(v);
         items.push(tok);
         v = rest;
     }
     if v.is_empty() {
-        return Ok((early_end(items), v));
+        return early_end(items);
     }
     if !v.starts_with(']') {
         return Err(Fail::Parse);
     }
     items.push(Tok::value_term("]"));
-    v = skip(v, ']');
-    if starts(v, is_cfws_leader) {
-        let (tok, rest) = get_cfws(v)?;
-        items.push(tok);
-        v = rest;
-    }
-    Ok((Tok::list(ListKind::Plain, items), v))
+    let v = cfws_opt(skip(v, ']'), &mut items)?;
+    Ok((Tok::List(ListKind::Plain, items), v))
 }
 
 /// `get_obs_route`; only the remaining input matters to `_getaddr`.
@@ -786,27 +675,20 @@ fn get_obs_route(v: &str) -> Res<&str> {
         if v.is_empty() {
             break;
         }
-        if is_cfws_leader(at0(v)?) {
-            v = get_cfws(v)?.1;
-        }
+        v = cfws_at0(v, &mut Vec::new())?;
         if at0(v)? == '@' {
             v = get_domain(skip(v, '@'))?.1;
         }
     }
-    if at0(v).map_err(|_| Fail::Parse)? != ':' {
+    if !v.starts_with(':') {
         return Err(Fail::Parse);
     }
     Ok(skip(v, ':'))
 }
 
-fn get_word(v: &str) -> Res<(Tok, &str)> {
-    let mut v = v;
-    let mut leader = None;
-    if is_cfws_leader(at0(v)?) {
-        let (tok, rest) = get_cfws(v)?;
-        leader = Some(tok);
-        v = rest;
-    }
+fn get_word(v: &str) -> Parsed<'_> {
+    let mut leader = Vec::new();
+    let v = cfws_at0(v, &mut leader)?;
     let c = v.chars().next().ok_or(Fail::Parse)?;
     let (mut tok, rest) = if c == '"' {
         get_quoted_string(v)?
@@ -819,38 +701,29 @@ fn get_word(v: &str) -> Res<(Tok, &str)> {
     Ok((tok, rest))
 }
 
-fn get_dot_atom(v: &str) -> Res<(Tok, &str)> {
-    let mut v = v;
-    let mut items = Vec::new();
-    if is_cfws_leader(at0(v)?) {
-        let (tok, rest) = get_cfws(v)?;
-        items.push(tok);
-        v = rest;
+/// Tries an encoded word first when `v` starts with `=?`, as `get_dot_atom`
+/// and `get_atom` do.
+fn encoded_word_or<'v>(v: &'v str, fallback: fn(&'v str) -> Parsed<'v>) -> Parsed<'v> {
+    if !v.starts_with("=?") {
+        return fallback(v);
     }
-    let (tok, rest) = if v.starts_with("=?") {
-        match get_encoded_word(v) {
-            Ok(found) => found,
-            Err(Fail::Parse) => get_dot_atom_text(v)?,
-            Err(fail) => return Err(fail),
-        }
-    } else {
-        get_dot_atom_text(v)?
-    };
-    items.push(tok);
-    v = rest;
-    if starts(v, is_cfws_leader) {
-        let (tok, rest) = get_cfws(v)?;
-        items.push(tok);
-        v = rest;
+    match get_encoded_word(v) {
+        Err(Fail::Parse) => fallback(v),
+        other => other,
     }
-    Ok((Tok::list(ListKind::Plain, items), v))
 }
 
-fn get_dot_atom_text(v: &str) -> Res<(Tok, &str)> {
+fn get_dot_atom(v: &str) -> Parsed<'_> {
+    let mut items = Vec::new();
+    let v = cfws_at0(v, &mut items)?;
+    let (tok, v) = encoded_word_or(v, get_dot_atom_text)?;
+    items.push(tok);
+    let v = cfws_opt(v, &mut items)?;
+    Ok((Tok::List(ListKind::Plain, items), v))
+}
+
+fn get_dot_atom_text(v: &str) -> Parsed<'_> {
     let mut v = v;
-    if !starts(v, |c| !is_atom_end(c)) {
-        return Err(Fail::Parse);
-    }
     let mut items = Vec::new();
     while starts(v, |c| !is_atom_end(c)) {
         let (tok, rest) = get_atext(v)?;
@@ -861,98 +734,75 @@ fn get_dot_atom_text(v: &str) -> Res<(Tok, &str)> {
             v = skip(v, '.');
         }
     }
-    if items.last().is_some_and(Tok::is_dot) {
+    if items.last().is_none_or(Tok::is_dot) {
         return Err(Fail::Parse);
     }
-    Ok((Tok::list(ListKind::Plain, items), v))
+    Ok((Tok::List(ListKind::Plain, items), v))
 }
 
-fn get_atom(v: &str) -> Res<(Tok, &str)> {
-    let mut v = v;
+fn get_atom(v: &str) -> Parsed<'_> {
     let mut items = Vec::new();
-    if starts(v, is_cfws_leader) {
-        let (tok, rest) = get_cfws(v)?;
-        items.push(tok);
-        v = rest;
-    }
+    let v = cfws_opt(v, &mut items)?;
     if starts(v, is_atom_end) {
         return Err(Fail::Parse);
     }
-    let (tok, rest) = if v.starts_with("=?") {
-        match get_encoded_word(v) {
-            Ok(found) => found,
-            Err(Fail::Parse) => get_atext(v)?,
-            Err(fail) => return Err(fail),
-        }
-    } else {
-        get_atext(v)?
-    };
+    let (tok, v) = encoded_word_or(v, get_atext)?;
     items.push(tok);
-    v = rest;
-    if starts(v, is_cfws_leader) {
-        let (tok, rest) = get_cfws(v)?;
-        items.push(tok);
-        v = rest;
-    }
-    Ok((Tok::list(ListKind::Plain, items), v))
+    let v = cfws_opt(v, &mut items)?;
+    Ok((Tok::List(ListKind::Plain, items), v))
 }
 
-fn get_atext(v: &str) -> Res<(Tok, &str)> {
-    let end = v.find(is_atom_end).unwrap_or(v.len());
-    if end == 0 {
-        return Err(Fail::Parse);
+fn get_atext(v: &str) -> Parsed<'_> {
+    match v.find(is_atom_end).unwrap_or(v.len()) {
+        0 => Err(Fail::Parse),
+        end => Ok((Tok::value_term(v.get(..end).unwrap_or("")), v.get(end..).unwrap_or(""))),
     }
-    let (text, rest) = v.split_at(end);
-    Ok((Tok::value_term(text), rest))
 }
 
+/// `get_fws`: strips *Python* white space, not just SP and HTAB.
 fn get_fws(v: &str) -> (Tok, &str) {
     let rest = py_lstrip(v);
     let raw = v.get(..v.len() - rest.len()).unwrap_or("");
-    (Tok::term(TermKind::Space, TermType::Fws, raw), rest)
+    (Tok::Term(TermKind::Fws, raw.to_owned()), rest)
 }
 
-fn get_cfws(v: &str) -> Res<(Tok, &str)> {
+fn get_cfws(v: &str) -> Parsed<'_> {
     let mut v = v;
     let mut items = Vec::new();
     while let Some(c) = v.chars().next() {
-        if is_wsp(c) {
-            let (tok, rest) = get_fws(v);
-            items.push(tok);
-            v = rest;
-        } else if c == '(' {
-            let (tok, rest) = get_comment(v)?;
-            items.push(tok);
-            v = rest;
-        } else {
-            break;
-        }
+        let (tok, rest) = match c {
+            _ if is_wsp(c) => get_fws(v),
+            '(' => get_comment(v)?,
+            _ => break,
+        };
+        items.push(tok);
+        v = rest;
     }
-    Ok((Tok::list(ListKind::Cfws, items), v))
+    Ok((Tok::List(ListKind::Cfws, items), v))
 }
 
 /// `get_comment`, with the nesting kept on an explicit stack.
-fn get_comment(v: &str) -> Res<(Tok, &str)> {
+fn get_comment(v: &str) -> Parsed<'_> {
     if !v.starts_with('(') {
         return Err(Fail::Parse);
     }
     let mut v = skip(v, '(');
-    // One item list per open comment, innermost last.
+    // The items of every open comment, innermost last.
     let mut open: Vec<Vec<Tok>> = vec![Vec::new()];
     loop {
         let Some(c) = v.chars().next() else {
-            // End of input inside comments: every open comment ends here.
-            let mut tok = Tok::list(ListKind::Comment, open.pop().unwrap_or_default());
+            // End of input: every open comment ends here.
+            let mut tok = Tok::List(ListKind::Comment, open.pop().unwrap_or_default());
             while let Some(mut parent) = open.pop() {
                 parent.push(tok);
-                tok = Tok::list(ListKind::Comment, parent);
+                tok = Tok::List(ListKind::Comment, parent);
             }
             return Ok((tok, v));
         };
         let tok = match c {
             ')' => {
                 v = skip(v, c);
-                let tok = Tok::list(ListKind::Comment, open.pop().unwrap_or_default());
+                let tok = Tok::List(ListKind::Comment, open.pop().unwrap_or_default());
                 if open.is_empty() {
                     return Ok((tok, v));
                 }
@@ -960,7 +810,7 @@ fn get_comment(v: &str) -> Res<(Tok, &str)> {
             }
             '(' => {
                 if open.len() >= PARSE_COMMENT_NESTING_LIMIT {
-                    return Err(Fail::Py(RECURSION_CALL));
+                    return Err(RECURSION_CALL);
                 }
                 open.push(Vec::new());
                 v = skip(v, c);
@@ -972,9 +822,9 @@ fn get_comment(v: &str) -> Res<(Tok, &str)> {
                 tok
             }
             _ => {
-                let (text, rest, _) = ptext_to_endchars(v, &['(', ')'])?;
+                let (text, rest) = ptext_to_endchars(v, &['(', ')'])?;
                 v = rest;
-                Tok::term(TermKind::Space, TermType::Other, &text)
+                Tok::Term(TermKind::CommentText, text)
             }
         };
         if let Some(items) = open.last_mut() {
@@ -983,26 +833,16 @@ fn get_comment(v: &str) -> Res<(Tok, &str)> {
     }
 }
 
-fn get_quoted_string(v: &str) -> Res<(Tok, &str)> {
-    let mut v = v;
+fn get_quoted_string(v: &str) -> Parsed<'_> {
     let mut items = Vec::new();
-    if starts(v, is_cfws_leader) {
-        let (tok, rest) = get_cfws(v)?;
-        items.push(tok);
-        v = rest;
-    }
-    let (tok, rest) = get_bare_quoted_string(v)?;
+    let v = cfws_opt(v, &mut items)?;
+    let (tok, v) = get_bare_quoted_string(v)?;
     items.push(tok);
-    v = rest;
-    if starts(v, is_cfws_leader) {
-        let (tok, rest) = get_cfws(v)?;
-        items.push(tok);
-        v = rest;
-    }
-    Ok((Tok::list(ListKind::QuotedString, items), v))
+    let v = cfws_opt(v, &mut items)?;
+    Ok((Tok::List(ListKind::Plain, items), v))
 }
 
-fn get_bare_quoted_string(v: &str) -> Res<(Tok, &str)> {
+fn get_bare_quoted_string(v: &str) -> Parsed<'_> {
     if at0(v)? != '"' {
         return Err(Fail::Parse);
     }
@@ -1022,11 +862,11 @@ fn get_bare_quoted_string(v: &str) -> Res<(Tok, &str)> {
         } else if v.starts_with("=?") {
             match get_encoded_word(v) {
                 Ok(found) => {
-                    // Collapse the white space between two encoded words.
-                    let collapse =
-                        matches!(items.as_slice(), [.., prev, last] if last.is_fws() && prev.is_encoded_word());
-                    if let (true, Some(Tok::Term { kind, .. })) = (collapse, items.last_mut()) {
-                        *kind = TermKind::EwSpace;
+                    // White space between two encoded words renders as nothing.
+                    if let [.., Tok::List(ListKind::EncodedWord, _), Tok::Term(kind @ TermKind::Fws, _)] =
+                        items.as_mut_slice()
+                    {
+                        *kind = TermKind::EwFws;
                     }
                     found
                 }
@@ -1039,35 +879,29 @@ fn get_bare_quoted_string(v: &str) -> Res<(Tok, &str)> {
         items.push(tok);
         v = rest;
     }
-    let rest = if v.is_empty() { v } else { skip(v, '"') };
-    Ok((Tok::list(ListKind::BareQuotedString, items), rest))
+    let v = if v.is_empty() { v } else { skip(v, '"') };
+    Ok((Tok::List(ListKind::BareQuotedString, items), v))
 }
 
-fn get_qcontent(v: &str) -> Res<(Tok, &str)> {
-    let (text, rest, _) = ptext_to_endchars(v, &['"'])?;
-    Ok((Tok::value_term(&text), rest))
+fn get_qcontent(v: &str) -> Parsed<'_> {
+    let (text, rest) = ptext_to_endchars(v, &['"'])?;
+    Ok((Tok::Term(TermKind::Value, text), rest))
 }
 
 /// `_get_ptext_to_endchars`: unquotes quoted pairs up to an end char or white space.
-fn ptext_to_endchars<'v>(v: &'v str, ends: &[char]) -> Res<(String, &'v str, bool)> {
-    let frag_end = v.find(is_wsp).unwrap_or(v.len());
-    if frag_end == 0 {
-        // `pos` is never bound when the fragment is empty.
-        return Err(Fail::Py(UNBOUND_POS));
+fn ptext_to_endchars<'v>(v: &'v str, ends: &[char]) -> Res<(String, &'v str)> {
+    let fragment = v.get(..v.find(is_wsp).unwrap_or(v.len())).unwrap_or("");
+    if fragment.is_empty() {
+        // Python's `for pos in range(0)` never binds `pos`.
+        return Err(UNBOUND_POS);
     }
     let mut out = String::new();
     let mut escape = false;
-    let mut had_qp = false;
-    let mut stop = frag_end;
-    for (i, c) in v.get(..frag_end).unwrap_or("").char_indices() {
-        if c == '\\' {
-            if escape {
-                escape = false;
-                had_qp = true;
-            } else {
-                escape = true;
-                continue;
-            }
+    let mut stop = fragment.len();
+    for (i, c) in fragment.char_indices() {
+        if c == '\\' && !escape {
+            escape = true;
+            continue;
         }
         if escape {
             escape = false;
@@ -1077,57 +911,48 @@ fn ptext_to_endchars<'v>(v: &'v str, ends: &[char]) -> Res<(String, &'v str, boo
         }
         out.push(c);
     }
-    Ok((out, v.get(stop..).unwrap_or(""), had_qp))
+    Ok((out, v.get(stop..).unwrap_or("")))
 }
 
 // ---------------------------------------------------------------------------
 // RFC 2047 encoded words
 // ---------------------------------------------------------------------------
 
-fn get_encoded_word(v: &str) -> Res<(Tok, &str)> {
+fn get_encoded_word(v: &str) -> Parsed<'_> {
     let body = v.strip_prefix("=?").ok_or(Fail::Parse)?;
-    let (tok, remstr) = body.split_once("?=").ok_or(Fail::Parse)?;
+    let (tok, mut rest) = body.split_once("?=").ok_or(Fail::Parse)?;
     let mut tok = tok.to_owned();
-    let mut rest = remstr;
-    let mut rc = remstr.chars();
-    if let (Some(a), Some(b)) = (rc.next(), rc.next()) {
-        if a.is_ascii_hexdigit() && b.is_ascii_hexdigit() && tok.matches('?').count() < 2 {
-            // The "?=" belonged to a quoted-printable escape: extend the word.
-            let (more, after) = remstr.split_once("?=").unwrap_or((remstr, ""));
-            tok.push_str("?=");
-            tok.push_str(more);
-            rest = after;
-        }
+    let mut hex = rest.chars().take(2).filter(char::is_ascii_hexdigit);
+    if hex.next().is_some() && hex.next().is_some() && tok.matches('?').count() < 2 {
+        // That "?=" was part of a quoted-printable escape: extend the word.
+        let (more, after) = rest.split_once("?=").unwrap_or((rest, ""));
+        tok.push_str("?=");
+        tok.push_str(more);
+        rest = after;
     }
     let text = decode_encoded_word(&tok).ok_or(Fail::Parse)?;
     let mut items = Vec::new();
-    let mut text: &str = &text;
+    let mut text = text.as_str();
     while !text.is_empty() {
         if starts(text, is_wsp) {
             let (fws, after) = get_fws(text);
             items.push(fws);
             text = after;
-            continue;
+        } else {
+            let (chars, after) = text.split_at(text.find(is_wsp).unwrap_or(text.len()));
+            items.push(Tok::value_term(chars));
+            text = after;
         }
-        let end = text.find(is_wsp).unwrap_or(text.len());
-        let (chars, after) = text.split_at(end);
-        items.push(Tok::value_term(chars));
-        text = after;
     }
-    Ok((Tok::list(ListKind::EncodedWord, items), rest))
+    Ok((Tok::List(ListKind::EncodedWord, items), rest))
 }
 
-/// `_encoded_words.decode("=?" + tok + "?=")`; `None` when Python raises
-/// `ValueError` or `KeyError`.  Undecodable bytes (lone surrogates in Python)
-/// become U+FFFD.
+/// `_encoded_words.decode("=?" + tok + "?=")`, or `None` when Python raises
+/// `ValueError` or `KeyError` (which `get_encoded_word` turns into a parse error).
 fn decode_encoded_word(tok: &str) -> Option<String> {
     let mut parts = tok.split('?');
     let (charset, cte, data) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() {
-        return None;
-    }
-    let charset = charset.split('*').next().unwrap_or("");
-    if !data.is_ascii() {
+    if parts.next().is_some() || !data.is_ascii() {
         return None;
     }
     let bytes = match cte {
@@ -1135,6 +960,7 @@ fn decode_encoded_word(tok: &str) -> Option<String> {
         "b" | "B" => decode_b(data.as_bytes()),
         _ => return None,
     };
+    let charset = charset.split('*').next().unwrap_or("");
     if charset.contains('\0') {
         return None;
     }
@@ -1142,53 +968,29 @@ fn decode_encoded_word(tok: &str) -> Option<String> {
 }
 
 fn decode_q(data: &[u8]) -> Vec<u8> {
+    let hex = |b: Option<&u8>| b.and_then(|&b| char::from(b).to_digit(16));
     let mut out = Vec::with_capacity(data.len());
     let mut i = 0;
     while let Some(&byte) = data.get(i) {
-        if byte == b'=' {
-            if let (Some(hi), Some(lo)) = (data.get(i + 1).and_then(hex_val), data.get(i + 2).and_then(hex_val)) {
-                out.push(hi << 4 | lo);
-                i += 3;
-                continue;
-            }
+        if let (b'=', Some(hi), Some(lo)) = (byte, hex(data.get(i + 1)), hex(data.get(i + 2))) {
+            out.extend(u8::try_from(hi << 4 | lo).ok());
+            i += 3;
+        } else {
+            out.push(if byte == b'_' { b' ' } else { byte });
+            i += 1;
         }
-        out.push(if byte == b'_' { b' ' } else { byte });
-        i += 1;
     }
     out
 }
 
-fn hex_val(b: &u8) -> Option<u8> {
-    char::from(*b).to_digit(16).and_then(|d| u8::try_from(d).ok())
-}
-
-/// `_encoded_words.decode_b`, with its three fallbacks.
+/// `_encoded_words.decode_b`, with its fallbacks.
 fn decode_b(data: &[u8]) -> Vec<u8> {
-    let pad_err = data.len() % 4;
     let mut padded = data.to_vec();
-    if pad_err != 0 {
-        padded.extend(std::iter::repeat_n(b'=', 4 - pad_err));
-    }
-    if let Some(out) = a2b_base64(&padded, true) {
-        return out;
-    }
-    if let Some(out) = a2b_base64(data, false) {
-        return out;
-    }
-    let mut padded = data.to_vec();
-    padded.extend_from_slice(b"==");
-    a2b_base64(&padded, false).unwrap_or_else(|| data.to_vec())
-}
-
-fn b64_val(b: u8) -> Option<u32> {
-    match b {
-        b'A'..=b'Z' => Some(u32::from(b - b'A')),
-        b'a'..=b'z' => Some(u32::from(b - b'a') + 26),
-        b'0'..=b'9' => Some(u32::from(b - b'0') + 52),
-        b'+' => Some(62),
-        b'/' => Some(63),
-        _ => None,
-    }
+    padded.extend(std::iter::repeat_n(b'=', (4 - data.len() % 4) % 4));
+    a2b_base64(&padded, true)
+        .or_else(|| a2b_base64(data, false))
+        .or_else(|| a2b_base64(&[data, b"=="].concat(), false))
+        .unwrap_or_else(|| data.to_vec())
 }
 
 /// CPython 3.11's `binascii.a2b_base64(data, strict_mode=strict)`; `None` on `binascii.Error`.
@@ -1197,10 +999,7 @@ fn a2b_base64(data: &[u8], strict: bool) -> Option<Vec<u8>> {
         return None;
     }
     let mut out = Vec::with_capacity(data.len() / 4 * 3 + 3);
-    let mut quad_pos = 0u8;
-    let mut left = 0u32;
-    let mut pads = 0u8;
-    let mut padding_started = false;
+    let (mut quad_pos, mut left, mut pads, mut padding_started) = (0u8, 0u8, 0u8, false);
     for (i, &byte) in data.iter().enumerate() {
         if byte == b'=' {
             padding_started = true;
@@ -1210,49 +1009,39 @@ fn a2b_base64(data: &[u8], strict: bool) -> Option<Vec<u8>> {
             if quad_pos >= 2 {
                 pads += 1;
                 if quad_pos + pads >= 4 {
-                    if strict && i + 1 < data.len() {
-                        return None;
-                    }
-                    return Some(out);
+                    return (!strict || i + 1 == data.len()).then_some(out);
                 }
             }
             continue;
         }
-        let Some(val) = b64_val(byte) else {
-            if strict {
-                return None;
-            }
-            continue;
+        let val = match byte {
+            b'A'..=b'Z' => byte - b'A',
+            b'a'..=b'z' => byte - b'a' + 26,
+            b'0'..=b'9' => byte - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ if strict => return None,
+            _ => continue,
         };
         if strict && padding_started {
             return None;
         }
         pads = 0;
-        // Every value pushed below is masked to 8 bits first.
-        let byte_of = |x: u32| u8::try_from(x & 0xff).unwrap_or(0);
         match quad_pos {
-            0 => {
-                quad_pos = 1;
-                left = val;
-            }
+            0 => left = val,
             1 => {
-                quad_pos = 2;
-                out.push(byte_of(left << 2 | val >> 4));
+                out.push(left << 2 | val >> 4);
                 left = val & 0x0f;
             }
             2 => {
-                quad_pos = 3;
-                out.push(byte_of(left << 4 | val >> 2));
+                out.push(left << 4 | val >> 2);
                 left = val & 0x03;
             }
-            _ => {
-                quad_pos = 0;
-                out.push(byte_of(left << 6 | val));
-                left = 0;
-            }
+            _ => out.push(left << 6 | val),
         }
+        quad_pos = (quad_pos + 1) % 4;
     }
-    if quad_pos == 0 { Some(out) } else { None }
+    (quad_pos == 0).then_some(out)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1263,11 +1052,11 @@ enum Codec {
     Latin1,
 }
 
-/// CPython's codec lookup for the few codecs modelled here; `None` means the
-/// name is treated like an unknown charset (decoded as ASCII).
+/// CPython's codec lookup, for the codecs modelled here; `None` for the rest,
+/// which are decoded like an unknown charset (as ASCII).
 fn lookup_codec(name: &str) -> Option<Codec> {
-    // Lower-case ASCII letters, digits and '.'; every run of other bytes
-    // between two kept characters becomes a single '_'.
+    // `_Py_normalize_encoding`: lower-cased ASCII letters, digits and '.', every
+    // run of other bytes between two kept characters becoming one '_'.
     let mut norm = String::new();
     let mut punct = false;
     for b in name.bytes() {
@@ -1281,44 +1070,40 @@ fn lookup_codec(name: &str) -> Option<Codec> {
             punct = true;
         }
     }
+    // `encodings.aliases` entries for these codecs.
     let alias = |n: &str| -> Option<Codec> {
         Some(match n {
             "cp65001" | "u8" | "utf" | "utf8" | "utf8_ucs2" | "utf8_ucs4" => Codec::Utf8,
-            "646" | "ansi_x3.4_1968" | "ansi_x3.4_1986" | "ansi_x3_4_1968" | "cp367" | "csascii"
-            | "ibm367" | "iso646_us" | "iso_646.irv_1991" | "iso_ir_6" | "us" | "us_ascii" => Codec::Ascii,
+            "646" | "ansi_x3.4_1968" | "ansi_x3.4_1986" | "ansi_x3_4_1968" | "cp367" | "csascii" | "ibm367"
+            | "iso646_us" | "iso_646.irv_1991" | "iso_ir_6" | "us" | "us_ascii" => Codec::Ascii,
             "8859" | "cp819" | "csisolatin1" | "ibm819" | "iso8859" | "iso8859_1" | "iso_8859_1"
             | "iso_8859_1_1987" | "iso_ir_100" | "l1" | "latin" | "latin1" => Codec::Latin1,
             _ => return None,
         })
     };
-    let aliased = alias(&norm).or_else(|| alias(&norm.replace('.', "_")));
-    if aliased.is_some() {
-        return aliased;
-    }
-    // Without an alias the normalized name itself is imported as a module.
-    match norm.as_str() {
+    // Without an alias, the normalized name itself is the module name.
+    alias(&norm).or_else(|| alias(&norm.replace('.', "_"))).or(match norm.as_str() {
         "utf_8" => Some(Codec::Utf8),
         "utf_8_sig" => Some(Codec::Utf8Sig),
         "ascii" => Some(Codec::Ascii),
         "latin_1" => Some(Codec::Latin1),
         _ => None,
-    }
+    })
 }
 
+/// `bytes.decode(charset)`, falling back to `surrogateescape` (undecodable
+/// bytes, lone surrogates in Python, become U+FFFD here).
 fn decode_charset(charset: &str, bytes: &[u8]) -> String {
     match lookup_codec(charset) {
-        Some(Codec::Utf8) => decode_utf8_lossy(bytes),
-        Some(Codec::Utf8Sig) => decode_utf8_lossy(bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes)),
+        Some(Codec::Utf8) => decode_utf8(bytes),
+        Some(Codec::Utf8Sig) => decode_utf8(bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes)),
         Some(Codec::Latin1) => bytes.iter().map(|&b| char::from(b)).collect(),
-        Some(Codec::Ascii) | None => bytes
-            .iter()
-            .map(|&b| if b.is_ascii() { char::from(b) } else { '\u{fffd}' })
-            .collect(),
+        Some(Codec::Ascii) | None => bytes.iter().map(|&b| if b.is_ascii() { char::from(b) } else { '\u{fffd}' }).collect(),
     }
 }
 
-/// UTF-8 with `surrogateescape`, except that each escaped byte becomes U+FFFD.
-fn decode_utf8_lossy(bytes: &[u8]) -> String {
+/// UTF-8 where every byte of an invalid sequence becomes one U+FFFD.
+fn decode_utf8(bytes: &[u8]) -> String {
     let mut out = String::new();
     let mut rest = bytes;
     loop {
@@ -1330,8 +1115,8 @@ fn decode_utf8_lossy(bytes: &[u8]) -> String {
             Err(err) => {
                 let (good, bad) = rest.split_at(err.valid_up_to());
                 out.push_str(std::str::from_utf8(good).unwrap_or(""));
-                let bad_len = err.error_len().unwrap_or(bad.len()).max(1);
-                out.extend(std::iter::repeat_n('\u{fffd}', bad_len.min(bad.len())));
+                let bad_len = err.error_len().unwrap_or(bad.len()).clamp(1, bad.len().max(1));
+                out.extend(std::iter::repeat_n('\u{fffd}', bad_len));
                 rest = bad.get(bad_len..).unwrap_or(&[]);
             }
         }

@@ -206,16 +206,96 @@ impl Driver {
     }
 }
 
-/// Feeds `input` piece by piece (draining after each), stops at Close.
-fn drive(config: Config, input: &[&[u8]]) -> Trace {
-    let mut driver = Driver::new(config);
-    for piece in input {
-        if driver.trace.closed {
-            break;
+/// How a transcript is run: the configuration, a fresh hook responder per run, and
+/// whether the peer closes after the last input.
+struct Script<'a> {
+    config: Config,
+    responder: &'a dyn Fn() -> Responder,
+    peer_close: bool,
+}
+
+impl Script<'_> {
+    fn new(config: Config) -> Self {
+        Script {
+            config,
+            responder: &default_responder,
+            peer_close: false,
         }
-        driver.feed(piece);
     }
-    driver.trace
+
+    /// Feeds `input` piece by piece (draining after each), stops at Close.
+    fn drive(&self, input: &[&[u8]]) -> Trace {
+        let mut driver = Driver::with_responder(self.config.clone(), (self.responder)());
+        for piece in input {
+            if driver.trace.closed {
+                break;
+            }
+            driver.feed(piece);
+        }
+        if self.peer_close && !driver.trace.closed {
+            driver.peer_closed();
+        }
+        driver.trace
+    }
+
+    /// Runs a transcript, asserts the replies after the greeting are exactly
+    /// `replies` (each + CRLF), then checks split invariance.
+    #[track_caller]
+    fn transcript(&self, input: &[&[u8]], replies: &[&str]) -> Trace {
+        let trace = self.drive(input);
+        assert_replies(&trace.out, replies);
+        self.assert_split_invariant(input, &trace);
+        trace
+    }
+
+    /// Feeds the concatenated input whole, in two pieces at every offset (for
+    /// inputs up to [`EVERY_OFFSET_MAX`]; up to [`SAMPLED_OFFSETS_MAX`]: the first
+    /// and last 256 offsets and every 127th) and byte by byte, and asserts the same
+    /// replies, hook calls and messages as `reference`.
+    #[track_caller]
+    fn assert_split_invariant(&self, input: &[&[u8]], reference: &Trace) {
+        let whole: Vec<u8> = input.concat();
+        let check = |label: &str, pieces: &[&[u8]]| {
+            let trace = self.drive(pieces);
+            if trace.observable() != reference.observable() {
+                panic!(
+                    "output depends on how the input is split ({label})\n  input: {}\n  reference:\n{}\n  got:\n{}\n  reference asks: {:?}\n  got asks: {:?}",
+                    show(&whole, 300),
+                    show_wire(&reference.out),
+                    show_wire(&trace.out),
+                    reference.asks,
+                    trace.asks,
+                );
+            }
+        };
+        check("whole", &[&whole]);
+        let n = whole.len();
+        if n <= EVERY_OFFSET_MAX {
+            for k in 1..n {
+                check(&format!("split at {k}"), &[&whole[..k], &whole[k..]]);
+            }
+        } else if n <= SAMPLED_OFFSETS_MAX {
+            let mut k = 1;
+            while k < n {
+                check(&format!("split at {k}"), &[&whole[..k], &whole[k..]]);
+                k += if k < 256 || n - k <= 256 { 1 } else { 127 };
+            }
+        }
+        let bytes: Vec<&[u8]> = whole.chunks(1).collect();
+        check("byte by byte", &bytes);
+    }
+}
+
+/// Inputs up to this size are split in two at every byte offset.
+const EVERY_OFFSET_MAX: usize = 4 * 1024;
+/// Inputs up to this size are split at a sample of offsets; larger ones (the 1 MB
+/// transcripts) only fed whole and byte by byte.
+const SAMPLED_OFFSETS_MAX: usize = 64 * 1024;
+
+/// Feeds `input` piece by piece (draining after each, hooks answered with the
+/// default), stops at Close.
+fn drive(config: Config, input: &[&[u8]]) -> Trace {
+    Script::new(config).drive(input)
 }
 
 /// Everything the engine sent for `input` (the greeting included).
@@ -223,53 +303,10 @@ fn run(config: Config, input: &[&[u8]]) -> String {
     String::from_utf8_lossy(&drive(config, input).out).into_owned()
 }
 
-/// Inputs up to this size are also split at every byte offset.
-const EVERY_OFFSET_MAX: usize = 8 * 1024;
-
-/// Feeds the concatenated input whole, in two pieces at every offset (for inputs up
-/// to [`EVERY_OFFSET_MAX`]; larger ones at a sample of offsets, none at 1 MiB) and
-/// byte by byte, and asserts the same replies, hook calls and messages as `reference`.
-#[track_caller]
-fn assert_split_invariant(config: &Config, input: &[&[u8]], reference: &Trace) {
-    let whole: Vec<u8> = input.concat();
-    let check = |label: &str, pieces: &[&[u8]]| {
-        let trace = drive(config.clone(), pieces);
-        if trace.observable() != reference.observable() {
-            panic!(
-                "output depends on how the input is split ({label})\n  input: {}\n  reference:\n{}\n  got:\n{}\n  reference asks: {:?}\n  got asks: {:?}",
-                show(&whole, 300),
-                show_wire(&reference.out),
-                show_wire(&trace.out),
-                reference.asks,
-                trace.asks,
-            );
-        }
-    };
-    check("whole", &[&whole]);
-    let n = whole.len();
-    if n <= EVERY_OFFSET_MAX {
-        for k in 1..n {
-            check(&format!("split at {k}"), &[&whole[..k], &whole[k..]]);
-        }
-    } else if n < 1 << 20 {
-        let mut k = 1;
-        while k < n {
-            check(&format!("split at {k}"), &[&whole[..k], &whole[k..]]);
-            k += if k < 2048 || n - k < 2048 { 1 } else { 97 };
-        }
-    }
-    let bytes: Vec<&[u8]> = whole.chunks(1).collect();
-    check("byte by byte", &bytes);
-}
-
-/// Runs a transcript, asserts the replies after the greeting are exactly
-/// `replies` (each + CRLF), then checks split invariance.
+/// [`Script::transcript`] with default hook answers.
 #[track_caller]
 fn transcript(config: Config, input: &[&[u8]], replies: &[&str]) -> Trace {
-    let trace = drive(config.clone(), input);
-    assert_replies(&trace.out, replies);
-    assert_split_invariant(&config, input, &trace);
-    trace
+    Script::new(config).transcript(input, replies)
 }
 
 /// [`transcript`] with one command line (+ CRLF) per input piece.
@@ -1127,6 +1164,21 @@ fn data_reply_is_delayed_until_the_final_dot() {
         format!("{LINE_TOO_LONG}\r\n").as_bytes()
     );
     assert!(driver.trace.messages.is_empty());
+    // The same input as one transcript, for every split.
+    let mut replies = EHLO_SIZED.to_vec();
+    replies.extend(["250 OK", "250 OK", GO_AHEAD, LINE_TOO_LONG]);
+    let long = [b"z".repeat(1004), b"\r\n".to_vec(), b"z".repeat(4000)].concat();
+    transcript(
+        sized(),
+        &[
+            b"EHLO example.com\r\nMAIL FROM: <anne@example.com>\r\n",
+            b"RCPT TO: <bruce@example.com>\r\nDATA\r\n",
+            b"Subject: x\r\n\r\n. \r\n",
+            &long,
+            b"\r\n.\r\n",
+        ],
+        &replies,
+    );
 }
 
 #[test]
@@ -1698,34 +1750,40 @@ fn command_line_length_limits() {
     assert_eq!(noop(512).len(), 512);
     assert_eq!(mail(548).len(), 548);
     assert_eq!(rcpt(512).len(), 512);
+    // (Several short sessions: every-offset splitting is quadratic.)
+    session(plain(), &[&noop(512), &noop(513)], &["250 OK", TOO_LONG]);
+    session(plain(), &[&"a".repeat(513), "NOOP"], &[TOO_LONG, "250 OK"]);
     session(
         plain(),
         &[
-            &noop(512),
-            &noop(513),
-            &"a".repeat(513),
-            "NOOP",
+            &format!("HELO {}", "h".repeat(507)),
             &format!("HELO {}", "h".repeat(508)),
         ],
-        &["250 OK", TOO_LONG, TOO_LONG, "250 OK", TOO_LONG],
+        &["250 mx.example", TOO_LONG],
     );
     // SIZE (+26) and SMTPUTF8 (+10) raise the MAIL limit, in ESMTP sessions only.
-    let mut replies = vec!["250 mx.example", TOO_LONG, "250 OK"];
-    replies.extend(EHLO_SIZED);
-    replies.extend(["250 OK", "250 OK", TOO_LONG, "250 OK", TOO_LONG, "250 OK"]);
+    session(
+        sized(),
+        &["HELO example.org", &mail(513), &mail(512)],
+        &["250 mx.example", TOO_LONG, "250 OK"],
+    );
+    let mut replies = EHLO_SIZED.to_vec();
+    replies.extend(["250 OK", "250 OK", TOO_LONG]);
+    session(
+        sized(),
+        &["EHLO example.com", &mail(548), "RSET", &mail(549)],
+        &replies,
+    );
+    // RCPT keeps 512.
+    let mut replies = EHLO_SIZED.to_vec();
+    replies.extend(["250 OK", "250 OK", TOO_LONG]);
     session(
         sized(),
         &[
-            "HELO example.org",
-            &mail(513),
-            &mail(512),
             "EHLO example.com",
-            &mail(548),
-            "RSET",
-            &mail(549),
+            "MAIL FROM:<a@x>",
             &rcpt(512),
             &rcpt(513),
-            "RSET",
         ],
         &replies,
     );
@@ -1774,11 +1832,12 @@ fn overlong_line_is_discarded_and_answered_once() {
         &["250 mx.example", TOO_LONG, "250 OK"],
     );
     // An unfinished overlong line at peer close is dropped without a reply.
-    let mut driver = Driver::new(plain());
-    driver.feed(&b"x".repeat(5000));
-    driver.peer_closed();
-    assert_eq!(driver.trace.out, GREETING.as_bytes());
-    assert!(driver.trace.closed);
+    let closing = Script {
+        peer_close: true,
+        ..Script::new(plain())
+    };
+    let trace = closing.transcript(&[&b"x".repeat(5000)], &[]);
+    assert!(trace.closed);
 }
 
 #[test]
@@ -1980,18 +2039,21 @@ fn many_recipients() {
     let rcpts: String = (0..100)
         .map(|i| format!("RCPT TO:<r{i:03}@example.com>\r\n"))
         .collect();
-    let mut driver = Driver::new(plain());
-    driver.feed(b"EHLO example.com\r\nMAIL FROM:<anne@example.com>\r\n");
-    let before = driver.trace.out.len();
-    driver.feed(rcpts.as_bytes());
-    assert_eq!(
-        &driver.trace.out[before..],
-        "250 OK\r\n".repeat(100).as_bytes()
+    let mut replies = EHLO_PLAIN.to_vec();
+    replies.extend(["250 OK"; 101]);
+    replies.extend([GO_AHEAD, "250 OK"]);
+    let trace = transcript(
+        plain(),
+        &[
+            b"EHLO example.com\r\nMAIL FROM:<anne@example.com>\r\n",
+            rcpts.as_bytes(),
+            b"DATA\r\n",
+            MSG,
+        ],
+        &replies,
     );
-    driver.feed(b"DATA\r\n");
-    driver.feed(MSG);
-    assert_eq!(driver.trace.messages[0].rcpt_tos.len(), 100);
-    assert_eq!(driver.trace.messages[0].rcpt_tos[99], "r099@example.com");
+    assert_eq!(trace.messages[0].rcpt_tos.len(), 100);
+    assert_eq!(trace.messages[0].rcpt_tos[99], "r099@example.com");
 }
 
 #[test]
@@ -2012,21 +2074,31 @@ fn peer_close_answers_buffered_complete_commands() {
     driver.peer_closed();
     assert_replies(&driver.trace.out, &["250 OK", "250 OK"]);
     assert!(driver.trace.closed);
-    // Peer close in the middle of DATA: no message, just Close.
-    let mut driver = Driver::new(plain());
-    driver.feed(b"HELO example.org\r\nMAIL FROM:<anne@example.com>\r\nRCPT TO:<bart@example.com>\r\nDATA\r\nFrom: <anne@example.com>\r\n");
-    driver.peer_closed();
-    assert_replies(
-        &driver.trace.out,
-        &["250 mx.example", "250 OK", "250 OK", GO_AHEAD],
-    );
-    assert!(driver.trace.messages.is_empty());
-    assert!(driver.trace.closed);
     // A pipelined QUIT before the close.
     let mut driver = Driver::new(plain());
     driver.feed_undrained(b"NOOP\r\nQUIT\r\nNOOP\r\n");
     driver.peer_closed();
     assert_replies(&driver.trace.out, &["250 OK", "221 Bye"]);
+    // The same, drained as input arrives, for every split.
+    let closing = Script {
+        peer_close: true,
+        ..Script::new(plain())
+    };
+    let trace = closing.transcript(
+        &[b"HELO example.org\r\nNOOP\r\nNOOP"],
+        &["250 mx.example", "250 OK"],
+    );
+    assert!(trace.closed);
+    // Peer close in the middle of DATA: no message, just Close.
+    let trace = closing.transcript(
+        &[
+            b"HELO example.org\r\nMAIL FROM:<anne@example.com>\r\nRCPT TO:<bart@example.com>\r\n",
+            b"DATA\r\nFrom: <anne@example.com>\r\n\r\nunfinished\r\n.",
+        ],
+        &["250 mx.example", "250 OK", "250 OK", GO_AHEAD],
+    );
+    assert!(trace.messages.is_empty());
+    assert!(trace.closed);
 }
 
 // ---------------------------------------------------------------------------
@@ -2035,18 +2107,24 @@ fn peer_close_answers_buffered_complete_commands() {
 
 #[test]
 fn hook_reply_rejection_changes_nothing() {
-    let responder: Responder = Box::new(|ask, _, _| match ask {
-        Ask::Rcpt { address, .. } if address.starts_with("bad") => {
-            Decision::Outcome(Outcome::reply(550, "5.7.1 not relaying"))
-        }
-        _ => Decision::Outcome(Outcome::Default),
-    });
-    let mut driver = Driver::with_responder(plain(), responder);
-    driver.feed(b"HELO example.org\r\nMAIL FROM:<anne@example.com>\r\nRCPT TO:<bad@example.com>\r\nDATA\r\n");
-    driver.feed(b"RCPT TO:<good@example.com>\r\nDATA\r\n");
-    driver.feed(MSG);
-    assert_replies(
-        &driver.trace.out,
+    let responder = || -> Responder {
+        Box::new(|ask, _, _| match ask {
+            Ask::Rcpt { address, .. } if address.starts_with("bad") => {
+                Decision::Outcome(Outcome::reply(550, "5.7.1 not relaying"))
+            }
+            _ => Decision::Outcome(Outcome::Default),
+        })
+    };
+    let script = Script {
+        responder: &responder,
+        ..Script::new(plain())
+    };
+    let trace = script.transcript(
+        &[
+            b"HELO example.org\r\nMAIL FROM:<anne@example.com>\r\nRCPT TO:<bad@example.com>\r\nDATA\r\n",
+            b"RCPT TO:<good@example.com>\r\nDATA\r\n",
+            MSG,
+        ],
         &[
             "250 mx.example",
             "250 OK",
@@ -2057,23 +2135,31 @@ fn hook_reply_rejection_changes_nothing() {
             "250 OK",
         ],
     );
-    assert_eq!(driver.trace.messages[0].rcpt_tos, ["good@example.com"]);
+    assert_eq!(trace.messages[0].rcpt_tos, ["good@example.com"]);
 }
 
 #[test]
 fn hook_accept_records_with_custom_reply() {
-    let responder: Responder = Box::new(|ask, _, _| match ask {
-        Ask::Rcpt { .. } => Decision::Outcome(Outcome::accept(250, "2.1.5 Recipient ok")),
-        Ask::Mail { .. } => Decision::Outcome(Outcome::Accept(Reply::new(250, "2.1.0 Sender ok"))),
-        Ask::Data => Decision::Outcome(Outcome::accept(250, "2.0.0 queued as 1234")),
-        _ => Decision::Outcome(Outcome::Default),
-    });
-    let mut driver = Driver::with_responder(plain(), responder);
-    driver.feed(b"HELO example.org\r\nMAIL FROM:<anne@example.com>\r\nRCPT TO:<bart@example.com>\r\nDATA\r\n");
-    driver.feed(MSG);
-    driver.feed(b"RCPT TO:<bart@example.com>\r\n");
-    assert_replies(
-        &driver.trace.out,
+    let responder = || -> Responder {
+        Box::new(|ask, _, _| match ask {
+            Ask::Rcpt { .. } => Decision::Outcome(Outcome::accept(250, "2.1.5 Recipient ok")),
+            Ask::Mail { .. } => {
+                Decision::Outcome(Outcome::Accept(Reply::new(250, "2.1.0 Sender ok")))
+            }
+            Ask::Data => Decision::Outcome(Outcome::accept(250, "2.0.0 queued as 1234")),
+            _ => Decision::Outcome(Outcome::Default),
+        })
+    };
+    let script = Script {
+        responder: &responder,
+        ..Script::new(plain())
+    };
+    let trace = script.transcript(
+        &[
+            b"HELO example.org\r\nMAIL FROM:<anne@example.com>\r\nRCPT TO:<bart@example.com>\r\nDATA\r\n",
+            MSG,
+            b"RCPT TO:<bart@example.com>\r\n",
+        ],
         &[
             "250 mx.example",
             "250 2.1.0 Sender ok",
@@ -2084,39 +2170,44 @@ fn hook_accept_records_with_custom_reply() {
         ],
     );
     assert_eq!(
-        driver.trace.messages[0].mail_from.as_deref(),
+        trace.messages[0].mail_from.as_deref(),
         Some("anne@example.com")
     );
-    assert_eq!(driver.trace.messages[0].rcpt_tos, ["bart@example.com"]);
+    assert_eq!(trace.messages[0].rcpt_tos, ["bart@example.com"]);
 }
 
 #[test]
 fn hook_failure_becomes_500() {
-    let failure = |kind: &str, message: &str| {
+    fn failure(kind: &str, message: &str) -> Decision {
         Decision::Failed(HookFailure {
             kind: kind.to_owned(),
             message: message.to_owned(),
         })
+    }
+    let responder = || -> Responder {
+        let mut fail_mail = true;
+        Box::new(move |ask, _, _| match ask {
+            Ask::Mail { .. } if fail_mail => {
+                fail_mail = false;
+                failure("ValueError", "boom")
+            }
+            Ask::Data => failure("RuntimeError", "disk full"),
+            Ask::Noop { .. } => failure("AssertionError", ""),
+            Ask::Rset => failure("KeyError", "'a'\nsecond line"),
+            _ => Decision::Outcome(Outcome::Default),
+        })
     };
-    let mut fail_mail = true;
-    let responder: Responder = Box::new(move |ask, _, _| match ask {
-        Ask::Mail { .. } if fail_mail => {
-            fail_mail = false;
-            failure("ValueError", "boom")
-        }
-        Ask::Data => failure("RuntimeError", "disk full"),
-        Ask::Noop { .. } => failure("AssertionError", ""),
-        _ => Decision::Outcome(Outcome::Default),
-    });
-    let mut driver = Driver::with_responder(plain(), responder);
-    driver.feed(
-        b"HELO example.org\r\nMAIL FROM:<anne@example.com>\r\nRCPT TO:<bart@example.com>\r\n",
-    );
-    driver.feed(b"MAIL FROM:<anne@example.com>\r\nRCPT TO:<bart@example.com>\r\nDATA\r\n");
-    driver.feed(MSG);
-    driver.feed(b"RCPT TO:<bart@example.com>\r\nNOOP\r\n");
-    assert_replies(
-        &driver.trace.out,
+    let script = Script {
+        responder: &responder,
+        ..Script::new(plain())
+    };
+    let trace = script.transcript(
+        &[
+            b"HELO example.org\r\nMAIL FROM:<anne@example.com>\r\nRCPT TO:<bart@example.com>\r\n",
+            b"MAIL FROM:<anne@example.com>\r\nRCPT TO:<bart@example.com>\r\nDATA\r\n",
+            MSG,
+            b"RCPT TO:<bart@example.com>\r\nNOOP\r\nRSET\r\n",
+        ],
         &[
             "250 mx.example",
             "500 Error: (ValueError) boom",
@@ -2128,41 +2219,46 @@ fn hook_failure_becomes_500() {
             // The envelope is reset after DATA whatever the hook did.
             "503 Error: need MAIL command",
             "500 Error: (AssertionError) ",
+            "500-Error: (KeyError) 'a'",
+            "500 second line",
         ],
     );
-    assert!(
-        !driver.trace.closed,
-        "the session goes on after a hook failure"
-    );
+    assert!(!trace.closed, "the session goes on after a hook failure");
 }
 
 #[test]
 fn hook_replies_for_other_commands() {
-    let responder: Responder = Box::new(|ask, session, _| match ask {
-        Ask::Helo { hostname } if hostname == "sets.example" => {
-            session.host_name = Some(hostname.clone());
-            Decision::Outcome(Outcome::reply(250, "hello sets.example"))
-        }
-        Ask::Helo { .. } => Decision::Outcome(Outcome::reply(250, "hello, but no state")),
-        Ask::Ehlo { extensions, .. } => {
-            extensions.insert(extensions.len() - 1, "PIPELINING".to_owned());
-            Decision::Outcome(Outcome::Default)
-        }
-        Ask::Noop { .. } => Decision::Outcome(Outcome::reply(250, "first\nsecond\r\nthird")),
-        Ask::Vrfy { address } => {
-            let text = format!("2.1.5 <{address}> is fine");
-            Decision::Outcome(Outcome::reply(250, text))
-        }
-        Ask::Rset => Decision::Outcome(Outcome::reply(250, "2.0.0 Flushed")),
-        Ask::Quit => Decision::Outcome(Outcome::reply(221, "2.0.0 Goodbye")),
-        _ => Decision::Outcome(Outcome::Default),
-    });
-    let mut driver = Driver::with_responder(plain(), responder);
-    driver.feed(b"HELO plain.example\r\nMAIL FROM:<anne@example.com>\r\n");
-    driver.feed(b"HELO sets.example\r\nMAIL FROM:<anne@example.com>\r\nEHLO e.example\r\n");
-    driver.feed(b"NOOP\r\nVRFY anne@example.com\r\nRSET\r\nQUIT\r\nNOOP\r\n");
-    assert_replies(
-        &driver.trace.out,
+    let responder = || -> Responder {
+        Box::new(|ask, session, _| match ask {
+            Ask::Helo { hostname } if hostname == "sets.example" => {
+                session.host_name = Some(hostname.clone());
+                Decision::Outcome(Outcome::reply(250, "hello sets.example"))
+            }
+            Ask::Helo { .. } => Decision::Outcome(Outcome::reply(250, "hello, but no state")),
+            Ask::Ehlo { extensions, .. } => {
+                extensions.insert(extensions.len() - 1, "PIPELINING".to_owned());
+                Decision::Outcome(Outcome::Default)
+            }
+            Ask::Noop { .. } => Decision::Outcome(Outcome::reply(250, "first\nsecond\r\nthird")),
+            Ask::Vrfy { address } => {
+                let text = format!("2.1.5 <{address}> is fine");
+                Decision::Outcome(Outcome::reply(250, text))
+            }
+            Ask::Rset => Decision::Outcome(Outcome::reply(250, "2.0.0 Flushed")),
+            Ask::Quit => Decision::Outcome(Outcome::reply(221, "2.0.0 Goodbye")),
+            _ => Decision::Outcome(Outcome::Default),
+        })
+    };
+    let script = Script {
+        responder: &responder,
+        ..Script::new(plain())
+    };
+    let trace = script.transcript(
+        &[
+            b"HELO plain.example\r\nMAIL FROM:<anne@example.com>\r\n",
+            b"HELO sets.example\r\nMAIL FROM:<anne@example.com>\r\nEHLO e.example\r\n",
+            b"NOOP\r\nVRFY anne@example.com\r\nRSET\r\nQUIT\r\nNOOP\r\n",
+        ],
         &[
             "250 hello, but no state",
             // The hook did not record the HELO name.
@@ -2181,32 +2277,43 @@ fn hook_replies_for_other_commands() {
             "221 2.0.0 Goodbye",
         ],
     );
-    assert!(driver.trace.closed);
+    assert!(trace.closed);
     // A hook may remove every extension.
-    let responder: Responder = Box::new(|ask, _, _| {
-        if let Ask::Ehlo { extensions, .. } = ask {
-            extensions.clear();
-        }
-        Decision::Outcome(Outcome::Default)
-    });
-    let mut driver = Driver::with_responder(plain(), responder);
-    driver.feed(b"EHLO example.com\r\nMAIL FROM:<anne@example.com>\r\n");
-    assert_replies(&driver.trace.out, &["250 mx.example", "250 OK"]);
+    let responder = || -> Responder {
+        Box::new(|ask, _, _| {
+            if let Ask::Ehlo { extensions, .. } = ask {
+                extensions.clear();
+            }
+            Decision::Outcome(Outcome::Default)
+        })
+    };
+    let script = Script {
+        responder: &responder,
+        ..Script::new(plain())
+    };
+    script.transcript(
+        &[b"EHLO example.com\r\nMAIL FROM:<anne@example.com>\r\n"],
+        &["250 mx.example", "250 OK"],
+    );
 }
 
 #[test]
 fn data_hook_reply_resets_the_envelope() {
-    let responder: Responder = Box::new(|ask, _, envelope| match ask {
-        Ask::Data => {
-            assert_eq!(envelope.content, b"hi\r\n");
-            Decision::Outcome(Outcome::reply(451, "4.3.0 try later"))
-        }
-        _ => Decision::Outcome(Outcome::Default),
-    });
-    let mut driver = Driver::with_responder(plain(), responder);
-    driver.feed(b"HELO example.org\r\nMAIL FROM:<anne@example.com>\r\nRCPT TO:<bart@example.com>\r\nDATA\r\nhi\r\n.\r\nRCPT TO:<bart@example.com>\r\n");
-    assert_replies(
-        &driver.trace.out,
+    let responder = || -> Responder {
+        Box::new(|ask, _, envelope| match ask {
+            Ask::Data => {
+                assert_eq!(envelope.content, b"hi\r\n");
+                Decision::Outcome(Outcome::reply(451, "4.3.0 try later"))
+            }
+            _ => Decision::Outcome(Outcome::Default),
+        })
+    };
+    let script = Script {
+        responder: &responder,
+        ..Script::new(plain())
+    };
+    script.transcript(
+        &[b"HELO example.org\r\nMAIL FROM:<anne@example.com>\r\nRCPT TO:<bart@example.com>\r\nDATA\r\nhi\r\n.\r\nRCPT TO:<bart@example.com>\r\n"],
         &[
             "250 mx.example",
             "250 OK",
@@ -3230,8 +3337,8 @@ fn golden_helpers() {
     );
     assert_eq!(mask_line("250-HOST", false, &hosts), "250-<HOST>");
     assert_eq!(
-        mask_line("250 HOSTS HOST.x HOST", false, &hosts),
-        "250 HOSTS HOST.x <HOST>"
+        mask_line("250 HOSTS HOST.x HOST xHOST -HOST HOST-", false, &hosts),
+        "250 HOSTS <HOST>.x <HOST> xHOST -HOST HOST-"
     );
     assert_eq!(reply_code(&["250-a".into(), "251 b".into()]), "251");
     assert_eq!(reply_code(&["x".into()]), "GARBAGE");

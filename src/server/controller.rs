@@ -426,7 +426,7 @@ impl<H: Handler, R: Runtime + Default> ThreadedController<H, R, Tcp> {
         self
     }
 
-    /// Listens on `port` (0: a free port, see [`Self::port`] after `start`).
+    /// Listens on `port` (0: a free port, see [`Self::local_addr`] after `start`).
     pub fn with_port(mut self, port: u16) -> Self {
         if let BindTarget::Tcp { port: p, .. } = &mut self.target {
             *p = port;
@@ -490,6 +490,12 @@ impl<H: Handler, R: Runtime + Default, K> LocalController<H, R, K> {
     /// Replaces the server configuration.
     pub fn with_config(mut self, config: Config) -> Self {
         self.config = config;
+        self
+    }
+
+    /// The name in the greeting and HELO/EHLO replies (aiosmtpd's `server_hostname`).
+    pub fn with_server_hostname(mut self, name: impl Into<String>) -> Self {
+        self.config.hostname = name.into();
         self
     }
 

@@ -33,3 +33,21 @@ pub async fn serve_listeners<H: Handler>(
 ) {
     accept::accept_loop(runtime, listeners, handler, Arc::new(config), shutdown).await
 }
+
+/// Serves `listener` on `runtime` until `shutdown` completes (see
+/// [`serve_listeners`]); the runtime modules' `serve` functions call this.
+pub async fn serve_until<R: Runtime, H: Handler>(
+    runtime: R,
+    listener: Box<dyn Listener>,
+    handler: H,
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let signal = Signal::new();
+    let fire = signal.clone();
+    runtime.spawn(Box::pin(async move {
+        shutdown.await;
+        fire.fire();
+    }));
+    serve_listeners(Arc::new(runtime), vec![listener], Arc::new(handler), config, signal).await
+}

@@ -1,0 +1,87 @@
+//! The async-std runtime (feature `runtime-async-std`, not on by default): the
+//! [`Runtime`] trait for async-std and the controller family over it. The names
+//! match `smtpkit::tokio`.
+//!
+//! async-std is discontinued upstream (RUSTSEC-2025-0052, which recommends smol);
+//! smtpkit supports it for programs that still use it.
+//!
+//! ```no_run
+//! use smtpkit::handlers::Sink;
+//! use smtpkit::async_std::Controller;
+//!
+//! let mut controller = Controller::new(Sink).with_hostname("127.0.0.1").with_port(0);
+//! controller.start().unwrap();
+//! controller.stop().unwrap();
+//! ```
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::time::Instant;
+
+use super::async_io as glue;
+use crate::proto::Config;
+use crate::server::{
+    AsyncTimer, BoxFuture, Handler, Listener, LocalController, Runtime, Tcp, ThreadedController,
+    Unix,
+};
+
+/// The async-std [`Runtime`].
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AsyncStdRuntime;
+
+impl Runtime for AsyncStdRuntime {
+    fn spawn(&self, future: BoxFuture) {
+        drop(::async_std::task::spawn(future));
+    }
+
+    fn new_timer(&self, deadline: Instant) -> Pin<Box<dyn AsyncTimer>> {
+        glue::new_timer(deadline)
+    }
+
+    fn wrap_tcp_listener(&self, listener: std::net::TcpListener) -> io::Result<Box<dyn Listener>> {
+        glue::wrap_tcp(listener)
+    }
+
+    #[cfg(unix)]
+    fn wrap_unix_listener(
+        &self,
+        listener: std::os::unix::net::UnixListener,
+    ) -> io::Result<Box<dyn Listener>> {
+        glue::wrap_unix(listener)
+    }
+
+    fn block_on(&self, future: BoxFuture) -> io::Result<()> {
+        ::async_std::task::block_on(future);
+        Ok(())
+    }
+}
+
+/// A TCP server on its own thread (aiosmtpd's `Controller`).
+pub type Controller<H> = ThreadedController<H, AsyncStdRuntime, Tcp>;
+/// A Unix-socket server on its own thread (aiosmtpd's `UnixSocketController`).
+pub type UnixSocketController<H> = ThreadedController<H, AsyncStdRuntime, Unix>;
+/// A TCP server on the caller's executor (aiosmtpd's `UnthreadedController`).
+pub type UnthreadedController<H> = LocalController<H, AsyncStdRuntime, Tcp>;
+/// A Unix-socket server on the caller's executor.
+pub type UnixSocketUnthreadedController<H> = LocalController<H, AsyncStdRuntime, Unix>;
+
+/// Serves `listener` with `handler` until `shutdown` completes, then closes the
+/// listener, gives open connections `421` and returns once they end.
+pub async fn serve<H: Handler>(
+    listener: std::net::TcpListener,
+    handler: H,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    listener.set_nonblocking(true)?;
+    crate::server::serve_until(
+        AsyncStdRuntime,
+        glue::wrap_tcp(listener)?,
+        handler,
+        config,
+        shutdown,
+    )
+    .await;
+    Ok(())
+}

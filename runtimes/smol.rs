@@ -1,0 +1,78 @@
+//! The smol runtime (feature `runtime-smol`): the [`Runtime`] trait for smol and
+//! the controller family over it. The names match `smtpkit::tokio`.
+//!
+//! ```no_run
+//! use smtpkit::handlers::Sink;
+//! use smtpkit::smol::Controller;
+//!
+//! let mut controller = Controller::new(Sink).with_hostname("127.0.0.1").with_port(0);
+//! controller.start().unwrap();
+//! println!("listening on {}", controller.local_addr().unwrap());
+//! controller.stop().unwrap();
+//! ```
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::time::Instant;
+
+use super::async_io as glue;
+use crate::proto::Config;
+use crate::server::{
+    AsyncTimer, BoxFuture, Handler, Listener, LocalController, Runtime, Tcp, ThreadedController,
+    Unix,
+};
+
+/// The smol [`Runtime`] (tasks on smol's global executor).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SmolRuntime;
+
+impl Runtime for SmolRuntime {
+    fn spawn(&self, future: BoxFuture) {
+        ::smol::spawn(future).detach();
+    }
+
+    fn new_timer(&self, deadline: Instant) -> Pin<Box<dyn AsyncTimer>> {
+        glue::new_timer(deadline)
+    }
+
+    fn wrap_tcp_listener(&self, listener: std::net::TcpListener) -> io::Result<Box<dyn Listener>> {
+        glue::wrap_tcp(listener)
+    }
+
+    #[cfg(unix)]
+    fn wrap_unix_listener(
+        &self,
+        listener: std::os::unix::net::UnixListener,
+    ) -> io::Result<Box<dyn Listener>> {
+        glue::wrap_unix(listener)
+    }
+
+    fn block_on(&self, future: BoxFuture) -> io::Result<()> {
+        ::smol::block_on(future);
+        Ok(())
+    }
+}
+
+/// A TCP server on its own thread (aiosmtpd's `Controller`).
+pub type Controller<H> = ThreadedController<H, SmolRuntime, Tcp>;
+/// A Unix-socket server on its own thread (aiosmtpd's `UnixSocketController`).
+pub type UnixSocketController<H> = ThreadedController<H, SmolRuntime, Unix>;
+/// A TCP server on the caller's executor (aiosmtpd's `UnthreadedController`).
+pub type UnthreadedController<H> = LocalController<H, SmolRuntime, Tcp>;
+/// A Unix-socket server on the caller's executor.
+pub type UnixSocketUnthreadedController<H> = LocalController<H, SmolRuntime, Unix>;
+
+/// Serves `listener` with `handler` until `shutdown` completes, then closes the
+/// listener, gives open connections `421` and returns once they end.
+pub async fn serve<H: Handler>(
+    listener: std::net::TcpListener,
+    handler: H,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    listener.set_nonblocking(true)?;
+    crate::server::serve_until(SmolRuntime, glue::wrap_tcp(listener)?, handler, config, shutdown)
+        .await;
+    Ok(())
+}
