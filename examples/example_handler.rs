@@ -23,7 +23,10 @@ impl Handler for ExampleHandler {
     }
 
     async fn handle_data(&self, _session: &mut Session, envelope: &mut Envelope) -> HookResult {
-        println!("Message from {}", envelope.mail_from.as_deref().unwrap_or(""));
+        println!(
+            "Message from {}",
+            envelope.mail_from.as_deref().unwrap_or("")
+        );
         println!("Message for {:?}", envelope.rcpt_tos);
         println!("Message data:\n");
         for line in envelope.content_lossy().lines() {

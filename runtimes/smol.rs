@@ -72,7 +72,13 @@ pub async fn serve<H: Handler>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     listener.set_nonblocking(true)?;
-    crate::server::serve_until(SmolRuntime, glue::wrap_tcp(listener)?, handler, config, shutdown)
-        .await;
+    crate::server::serve_until(
+        SmolRuntime,
+        glue::wrap_tcp(listener)?,
+        handler,
+        config,
+        shutdown,
+    )
+    .await;
     Ok(())
 }

@@ -81,7 +81,9 @@ impl Runtime for TokioRuntime {
         &self,
         listener: std::os::unix::net::UnixListener,
     ) -> io::Result<Box<dyn Listener>> {
-        Ok(Box::new(UnixAcceptor(net::UnixListener::from_std(listener)?)))
+        Ok(Box::new(UnixAcceptor(net::UnixListener::from_std(
+            listener,
+        )?)))
     }
 
     fn block_on(&self, future: BoxFuture) -> io::Result<()> {

@@ -48,3 +48,8 @@ pub mod smol;
 #[cfg(feature = "runtime-async-std")]
 #[path = "../runtimes/async_std.rs"]
 pub mod async_std;
+
+/// The README's Rust examples, compiled as doctests.
+#[cfg(all(doctest, feature = "runtime-tokio"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

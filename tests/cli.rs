@@ -55,8 +55,18 @@ impl Server {
         }
         let mut out = Vec::new();
         let mut err = Vec::new();
-        self.child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
-        self.child.stderr.take().unwrap().read_to_end(&mut err).unwrap();
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_end(&mut err)
+            .unwrap();
         let status = self.child.wait().unwrap();
         Output {
             status,
@@ -130,7 +140,16 @@ fn version_and_help() {
     let out = run(&["--help"]);
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    for flag in ["--nosetuid", "--class", "--size", "--smtputf8", "--debug", "--listen", "--unix", "--hostname"] {
+    for flag in [
+        "--nosetuid",
+        "--class",
+        "--size",
+        "--smtputf8",
+        "--debug",
+        "--listen",
+        "--unix",
+        "--hostname",
+    ] {
         assert!(help.contains(flag), "help lacks {flag}");
     }
 }
@@ -139,11 +158,26 @@ fn version_and_help() {
 fn bad_arguments_exit_2_with_one_line() {
     for (args, expect) in [
         (&["--bogus"][..], "--bogus"),
-        (&["-n", "-l", "127.0.0.1:foo"][..], "Invalid port number: foo"),
-        (&["-n", "-c", "mailbox"][..], "The directory for the maildir is required"),
-        (&["-n", "-c", "mailbox", "a", "b"][..], "Too many arguments for Mailbox handler"),
-        (&["-n", "-c", "sink", "x"][..], "Sink handler does not accept arguments"),
-        (&["-n", "-c", "debugging", "x"][..], "Debugging usage: [stdout|stderr]"),
+        (
+            &["-n", "-l", "127.0.0.1:foo"][..],
+            "Invalid port number: foo",
+        ),
+        (
+            &["-n", "-c", "mailbox"][..],
+            "The directory for the maildir is required",
+        ),
+        (
+            &["-n", "-c", "mailbox", "a", "b"][..],
+            "Too many arguments for Mailbox handler",
+        ),
+        (
+            &["-n", "-c", "sink", "x"][..],
+            "Sink handler does not accept arguments",
+        ),
+        (
+            &["-n", "-c", "debugging", "x"][..],
+            "Debugging usage: [stdout|stderr]",
+        ),
         (&["-n", "-c", "nosuch"][..], "unknown handler"),
         (&["-n", "-s", "big"][..], "big"),
     ] {
@@ -167,7 +201,15 @@ fn bind_failure_is_reported() {
 #[test]
 fn sink_over_tcp_then_sigterm() {
     let port = free_port();
-    let server = Server::start(&["-n", "-c", "sink", "-l", &format!("127.0.0.1:{port}"), "--hostname", "mx.test"]);
+    let server = Server::start(&[
+        "-n",
+        "-c",
+        "sink",
+        "-l",
+        &format!("127.0.0.1:{port}"),
+        "--hostname",
+        "mx.test",
+    ]);
     let replies = dialogue(connect_tcp(port), MESSAGE);
     assert_eq!(
         replies,
@@ -195,17 +237,32 @@ fn debugging_prints_messages_on_stdout_by_default() {
     assert_eq!(replies[5], "250 OK");
     let out = server.terminate();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("---------- MESSAGE FOLLOWS ----------"), "{stdout}");
+    assert!(
+        stdout.contains("---------- MESSAGE FOLLOWS ----------"),
+        "{stdout}"
+    );
     assert!(stdout.contains("Subject: hello"), "{stdout}");
     assert!(stdout.contains("X-Peer: ('127.0.0.1', "), "{stdout}");
     assert!(stdout.contains(".dot"), "{stdout}");
-    assert!(stdout.contains("------------ END MESSAGE ------------"), "{stdout}");
+    assert!(
+        stdout.contains("------------ END MESSAGE ------------"),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn size_and_smtputf8_flags() {
     let port = free_port();
-    let server = Server::start(&["-n", "-c", "sink", "-u", "-s", "4096", "-l", &format!("127.0.0.1:{port}")]);
+    let server = Server::start(&[
+        "-n",
+        "-c",
+        "sink",
+        "-u",
+        "-s",
+        "4096",
+        "-l",
+        &format!("127.0.0.1:{port}"),
+    ]);
     let stream = connect_tcp(port);
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
@@ -220,7 +277,10 @@ fn size_and_smtputf8_flags() {
             break;
         }
     }
-    assert_eq!(lines[1..], ["250-SIZE 4096", "250-8BITMIME", "250-SMTPUTF8", "250 HELP"]);
+    assert_eq!(
+        lines[1..],
+        ["250-SIZE 4096", "250-8BITMIME", "250-SMTPUTF8", "250 HELP"]
+    );
     drop(reader);
     server.terminate();
 }
@@ -248,7 +308,9 @@ fn mailbox_over_unix_socket() {
             }
         }
     };
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     let replies = dialogue(stream, MESSAGE);
     assert_eq!(replies[5], "250 OK");
     let files = list(&maildir.join("new"));
@@ -281,7 +343,15 @@ fn every_compiled_runtime_serves_and_others_are_refused() {
     ] {
         if compiled {
             let port = free_port();
-            let server = Server::start(&["--runtime", name, "-n", "-c", "sink", "-l", &format!("127.0.0.1:{port}")]);
+            let server = Server::start(&[
+                "--runtime",
+                name,
+                "-n",
+                "-c",
+                "sink",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+            ]);
             let replies = dialogue(connect_tcp(port), MESSAGE);
             assert_eq!(replies[5], "250 OK", "{name}");
             assert_eq!(replies[6], "221 Bye", "{name}");

@@ -69,7 +69,10 @@ impl Server {
             .collect();
         files.sort();
         assert!(
-            std::fs::read_dir(self.maildir.join("tmp")).unwrap().next().is_none(),
+            std::fs::read_dir(self.maildir.join("tmp"))
+                .unwrap()
+                .next()
+                .is_none(),
             "tmp/ must be empty"
         );
         files
@@ -134,7 +137,11 @@ fn message_file(dir: &Path) -> PathBuf {
 fn assert_one_message_exact(server: &Server, client: &str) {
     let stored = server.messages();
     assert_eq!(stored.len(), 1, "{client}: one message expected");
-    assert_eq!(mask_port(&stored[0]), expected(), "{client}: stored message differs");
+    assert_eq!(
+        mask_port(&stored[0]),
+        expected(),
+        "{client}: stored message differs"
+    );
 }
 
 #[test]
@@ -179,7 +186,11 @@ fn swaks() {
         .arg(&file)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert_one_message_exact(&server, "swaks");
 }
 
@@ -194,12 +205,21 @@ fn curl() {
     let out = Command::new("curl")
         .args(["-sS", "--max-time", "10"])
         .arg(format!("smtp://127.0.0.1:{}/client.example", server.port))
-        .args(["--mail-from", "anne@example.com", "--mail-rcpt", "bart@example.com"])
+        .args([
+            "--mail-from",
+            "anne@example.com",
+            "--mail-rcpt",
+            "bart@example.com",
+        ])
         .arg("--upload-file")
         .arg(&file)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_one_message_exact(&server, "curl");
 }
 
@@ -232,7 +252,15 @@ fn postfix_smtp_source() {
             .collect();
         assert_eq!(
             names,
-            ["From", "To", "Date", "Message-Id", "X-Peer", "X-MailFrom", "X-RcptTo"]
+            [
+                "From",
+                "To",
+                "Date",
+                "Message-Id",
+                "X-Peer",
+                "X-MailFrom",
+                "X-RcptTo"
+            ]
         );
         assert!(headers.ends_with("X-MailFrom: anne@example.com\nX-RcptTo: bart@example.com"));
         // smtp-source's body: about 300 bytes of numbered X lines.

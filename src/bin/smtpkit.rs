@@ -13,7 +13,11 @@ const DEFAULT_PORT: u16 = 8025;
 
 /// An RFC 5321 SMTP server with extensions.
 #[derive(Parser, Debug)]
-#[command(name = "smtpkit", version, about = "An RFC 5321 SMTP server with extensions.")]
+#[command(
+    name = "smtpkit",
+    version,
+    about = "An RFC 5321 SMTP server with extensions."
+)]
 struct Args {
     /// Do not setuid to `nobody` (which needs root); without this flag smtpkit
     /// switches to `nobody` after binding, as aiosmtpd does.
@@ -22,7 +26,12 @@ struct Args {
 
     /// Handler for received mail: `sink`, `debugging` (default) or `mailbox DIR`
     /// (aiosmtpd class paths such as `aiosmtpd.handlers.Sink` work too).
-    #[arg(short = 'c', long = "class", value_name = "HANDLER", default_value = "debugging")]
+    #[arg(
+        short = 'c',
+        long = "class",
+        value_name = "HANDLER",
+        default_value = "debugging"
+    )]
     class: String,
 
     /// Restrict messages to SIZE bytes (RFC 1870 SIZE). Default: no limit, as
@@ -105,7 +114,12 @@ fn main() -> ExitCode {
         }
     };
     init_logging(args.debug);
-    let class = args.class.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+    let class = args
+        .class
+        .rsplit('.')
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
     match class.as_str() {
         "sink" => {
             if !args.classargs.is_empty() {
@@ -144,9 +158,13 @@ fn init_logging(debug: u8) {
 }
 
 fn config(args: &Args) -> Config {
-    Config::new(args.hostname.clone().unwrap_or_else(default_server_hostname))
-        .with_data_size_limit(args.size)
-        .with_smtputf8(args.smtputf8)
+    Config::new(
+        args.hostname
+            .clone()
+            .unwrap_or_else(default_server_hostname),
+    )
+    .with_data_size_limit(args.size)
+    .with_smtputf8(args.smtputf8)
 }
 
 /// Runs the server on the runtime named by `--runtime`.

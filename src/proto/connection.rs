@@ -326,7 +326,12 @@ impl Connection {
             } => {
                 self.session.host_name = Some(hostname);
                 let sep = if extensions.is_empty() { b' ' } else { b'-' };
-                push_line(250, sep, &[self.config.hostname.as_bytes()], &mut self.output);
+                push_line(
+                    250,
+                    sep,
+                    &[self.config.hostname.as_bytes()],
+                    &mut self.output,
+                );
                 let n = extensions.len();
                 for (i, ext) in extensions.iter().enumerate() {
                     let sep = if i + 1 == n { b' ' } else { b'-' };
@@ -670,7 +675,11 @@ impl Connection {
                     ParsedPath::Address { addr, .. } if !self.local_part_too_long(&addr) => {
                         self.pending = Some(Ask::Vrfy { address: addr });
                     }
-                    ParsedPath::Empty => self.pending = Some(Ask::Vrfy { address: String::new() }),
+                    ParsedPath::Empty => {
+                        self.pending = Some(Ask::Vrfy {
+                            address: String::new(),
+                        })
+                    }
                     _ => {
                         let text = format!("Could not VRFY {arg}");
                         self.push(502, &text);
@@ -718,7 +727,12 @@ impl Connection {
     }
 
     /// Parses a MAIL/RCPT path; on error pushes the reply and returns `None`.
-    fn parse_command_path(&mut self, verb: Verb, arg: Option<&str>, keyword: &str) -> Option<(String, Vec<String>)> {
+    fn parse_command_path(
+        &mut self,
+        verb: Verb,
+        arg: Option<&str>,
+        keyword: &str,
+    ) -> Option<(String, Vec<String>)> {
         let Some(rest) = arg.and_then(|a| Self::strip_keyword(a, keyword)) else {
             self.syntax_error(verb);
             return None;
@@ -764,16 +778,21 @@ impl Connection {
         match checked {
             Ok(()) => self.pending = Some(Ask::Mail { address, options }),
             Err(ParamError::Syntax) => self.syntax_error(Verb::Mail),
-            Err(ParamError::Body) => self.push(501, "Error: BODY can only be one of 7BIT, 8BITMIME"),
-            Err(ParamError::SmtpUtf8Argument) => self.push(501, "Error: SMTPUTF8 takes no arguments"),
+            Err(ParamError::Body) => {
+                self.push(501, "Error: BODY can only be one of 7BIT, 8BITMIME")
+            }
+            Err(ParamError::SmtpUtf8Argument) => {
+                self.push(501, "Error: SMTPUTF8 takes no arguments")
+            }
             Err(ParamError::SmtpUtf8Disabled) => self.push(501, "Error: SMTPUTF8 disabled"),
             Err(ParamError::TooBig) => self.push(
                 552,
                 "Error: message size exceeds fixed maximum message size",
             ),
-            Err(ParamError::Unknown) => {
-                self.push(555, "MAIL FROM parameters not recognized or not implemented")
-            }
+            Err(ParamError::Unknown) => self.push(
+                555,
+                "MAIL FROM parameters not recognized or not implemented",
+            ),
         }
     }
 

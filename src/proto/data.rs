@@ -161,7 +161,7 @@ mod tests {
         let (out, err, used) = decode_all(b"a\r\n..b\r\n.c\r\n\r\n.\r\nNEXT", None);
         assert_eq!(out, b"a\r\n.b\r\nc\r\n\r\n");
         assert_eq!(err, None);
-        assert_eq!(used, 19);
+        assert_eq!(used, 17);
     }
 
     #[test]

@@ -119,7 +119,10 @@ mod tests {
         assert_eq!(mail("", false, None), Ok(false));
         assert_eq!(mail("body=8bitmime size=10", false, Some(10)), Ok(false));
         assert_eq!(mail("SIZE=11", false, Some(10)), Err(ParamError::TooBig));
-        assert_eq!(mail("SIZE=99999999999999999999999999", false, None), Ok(false));
+        assert_eq!(
+            mail("SIZE=99999999999999999999999999", false, None),
+            Ok(false)
+        );
         assert_eq!(
             mail("SIZE=99999999999999999999999999", false, Some(1)),
             Err(ParamError::TooBig)
@@ -129,12 +132,21 @@ mod tests {
         assert_eq!(mail("SIZE=1a", false, None), Err(ParamError::Syntax));
         assert_eq!(mail("BODY", false, None), Err(ParamError::Body));
         assert_eq!(mail("BODY=BINARYMIME", false, None), Err(ParamError::Body));
-        assert_eq!(mail("SMTPUTF8", false, None), Err(ParamError::SmtpUtf8Disabled));
+        assert_eq!(
+            mail("SMTPUTF8", false, None),
+            Err(ParamError::SmtpUtf8Disabled)
+        );
         assert_eq!(mail("SMTPUTF8", true, None), Ok(true));
-        assert_eq!(mail("SMTPUTF8=X", true, None), Err(ParamError::SmtpUtf8Argument));
+        assert_eq!(
+            mail("SMTPUTF8=X", true, None),
+            Err(ParamError::SmtpUtf8Argument)
+        );
         assert_eq!(mail("X-FOO=1", false, None), Err(ParamError::Syntax));
         assert_eq!(mail("RET=HDRS", false, None), Err(ParamError::Unknown));
-        assert_eq!(check_rcpt(&split_options("NOTIFY=NEVER")), Err(ParamError::Unknown));
+        assert_eq!(
+            check_rcpt(&split_options("NOTIFY=NEVER")),
+            Err(ParamError::Unknown)
+        );
         assert_eq!(check_rcpt(&split_options("")), Ok(()));
     }
 }

@@ -23,7 +23,11 @@ pub struct Reply {
 impl Reply {
     /// A reply with `code` (200-599; anything else is sent as `451`) and `text`.
     pub fn new(code: u16, text: impl Into<Cow<'static, str>>) -> Self {
-        let code = if (200..=599).contains(&code) { code } else { 451 };
+        let code = if (200..=599).contains(&code) {
+            code
+        } else {
+            451
+        };
         Reply {
             code,
             text: text.into(),
@@ -69,7 +73,10 @@ impl fmt::Display for Reply {
 
 /// Writes `text` as one or more reply lines with `code`.
 pub(crate) fn encode_lines(code: u16, text: &str, out: &mut Vec<u8>) {
-    let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).peekable();
+    let mut lines = text
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .peekable();
     while let Some(line) = lines.next() {
         let sep = if lines.peek().is_some() { b'-' } else { b' ' };
         push_code(code, sep, out);

@@ -433,7 +433,6 @@ impl<H: Handler, R: Runtime + Default> ThreadedController<H, R, Tcp> {
         }
         self
     }
-
 }
 
 impl<H: Handler, R: Runtime + Default> ThreadedController<H, R, Unix> {
@@ -603,7 +602,6 @@ impl<H: Handler, R: Runtime + Default> LocalController<H, R, Tcp> {
         }
         self
     }
-
 }
 
 impl<H: Handler, R: Runtime + Default> LocalController<H, R, Unix> {

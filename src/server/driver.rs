@@ -54,7 +54,8 @@ pub(crate) async fn drive<H: Handler>(
                         chunk_error = None;
                     }
                     if chunk_error.is_none() {
-                        let fut = handler.handle_data_chunk(body.session, body.envelope, body.chunk);
+                        let fut =
+                            handler.handle_data_chunk(body.session, body.envelope, body.chunk);
                         match AssertUnwindSafe(fut).catch_unwind().await {
                             Ok(Ok(())) => {}
                             Ok(Err(e)) => chunk_error = Some(e),
@@ -139,10 +140,14 @@ async fn run_hook<H: Handler>(
                     .await
             }
             Ask::Mail { address, options } => {
-                handler.handle_mail(session, envelope, address, options).await
+                handler
+                    .handle_mail(session, envelope, address, options)
+                    .await
             }
             Ask::Rcpt { address, options } => {
-                handler.handle_rcpt(session, envelope, address, options).await
+                handler
+                    .handle_rcpt(session, envelope, address, options)
+                    .await
             }
             Ask::Data => match chunk_error.take() {
                 Some(e) => Err(e),

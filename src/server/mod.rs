@@ -49,5 +49,12 @@ pub async fn serve_until<R: Runtime, H: Handler>(
         shutdown.await;
         fire.fire();
     }));
-    serve_listeners(Arc::new(runtime), vec![listener], Arc::new(handler), config, signal).await
+    serve_listeners(
+        Arc::new(runtime),
+        vec![listener],
+        Arc::new(handler),
+        config,
+        signal,
+    )
+    .await
 }
