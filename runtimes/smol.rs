@@ -77,6 +77,7 @@ pub async fn serve<H: Handler>(
         glue::wrap_tcp(listener)?,
         handler,
         config,
+        crate::server::TlsSettings::default(),
         shutdown,
     )
     .await;

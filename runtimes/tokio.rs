@@ -115,6 +115,14 @@ pub async fn serve<H: Handler>(
 ) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     let listener = TokioRuntime.wrap_tcp_listener(listener)?;
-    crate::server::serve_until(TokioRuntime, listener, handler, config, shutdown).await;
+    crate::server::serve_until(
+        TokioRuntime,
+        listener,
+        handler,
+        config,
+        crate::server::TlsSettings::default(),
+        shutdown,
+    )
+    .await;
     Ok(())
 }

@@ -6,7 +6,12 @@ use std::process::ExitCode;
 use clap::Parser;
 use smtpkit::Config;
 use smtpkit::handlers::{Debugging, Mailbox, Sink};
-use smtpkit::server::{Handler, Runtime, Tcp, ThreadedController, Unix, default_server_hostname};
+use std::sync::Arc;
+
+use smtpkit::server::{
+    Authenticated, FileAuthenticator, Handler, Runtime, Tcp, ThreadedController, Unix,
+    default_server_hostname, server_config_from_pem,
+};
 
 const DEFAULT_HOST: &str = "localhost";
 const DEFAULT_PORT: u16 = 8025;
@@ -34,8 +39,9 @@ struct Args {
     )]
     class: String,
 
-    /// Restrict messages to SIZE bytes (RFC 1870 SIZE). Default: no limit, as
-    /// aiosmtpd's CLI (its help text claims 33,554,432).
+    /// Restrict messages to SIZE bytes (RFC 1870 SIZE; 0: no limit). Default: no
+    /// limit, as aiosmtpd's CLI; 33554432 (aiosmtpd's library default) with
+    /// --unix or --auth-file, which aiosmtpd offers only through its library.
     #[arg(short = 's', long = "size", value_name = "SIZE")]
     size: Option<usize>,
 
@@ -58,6 +64,39 @@ struct Args {
     /// Name in the greeting and HELO/EHLO replies (default: this machine's name).
     #[arg(long = "hostname", value_name = "NAME")]
     hostname: Option<String>,
+
+    /// Certificate file (PEM) for STARTTLS; needs --tlskey. STARTTLS is then
+    /// required before mail unless --no-requiretls.
+    #[arg(long = "tlscert", value_name = "CERTFILE")]
+    tlscert: Option<PathBuf>,
+
+    /// Key file (PEM) for STARTTLS; needs --tlscert.
+    #[arg(long = "tlskey", value_name = "KEYFILE")]
+    tlskey: Option<PathBuf>,
+
+    /// Offer STARTTLS without requiring it.
+    #[arg(long = "no-requiretls")]
+    no_requiretls: bool,
+
+    /// Certificate file (PEM) for implicit TLS (SMTPS); needs --smtpskey.
+    #[arg(long = "smtpscert", value_name = "CERTFILE")]
+    smtpscert: Option<PathBuf>,
+
+    /// Key file (PEM) for implicit TLS (SMTPS); needs --smtpscert.
+    #[arg(long = "smtpskey", value_name = "KEYFILE")]
+    smtpskey: Option<PathBuf>,
+
+    /// Enable AUTH PLAIN and LOGIN against this file (one `user:password` per line).
+    #[arg(long = "auth-file", value_name = "FILE")]
+    auth_file: Option<PathBuf>,
+
+    /// Require AUTH before MAIL, RCPT, DATA, VRFY and HELP.
+    #[arg(long = "auth-required")]
+    auth_required: bool,
+
+    /// Allow AUTH before TLS (by default AUTH is offered only over TLS).
+    #[arg(long = "no-auth-require-tls")]
+    no_auth_require_tls: bool,
 
     /// The async runtime to serve on: tokio (default), smol or async-std (the
     /// latter two when built with features runtime-smol / runtime-async-std).
@@ -114,6 +153,9 @@ fn main() -> ExitCode {
         }
     };
     init_logging(args.debug);
+    if let Err(e) = check_tls_args(&args) {
+        return usage_error(&e);
+    }
     let class = args
         .class
         .rsplit('.')
@@ -125,20 +167,54 @@ fn main() -> ExitCode {
             if !args.classargs.is_empty() {
                 return usage_error("Sink handler does not accept arguments");
             }
-            on_runtime(Sink, &args)
+            with_auth(Sink, &args)
         }
         "debugging" => match Debugging::from_cli_args(&args.classargs) {
-            Ok(h) => on_runtime(h, &args),
+            Ok(h) => with_auth(h, &args),
             Err(e) => usage_error(&e),
         },
         "mailbox" => match Mailbox::from_cli_args(&args.classargs) {
-            Ok(h) => on_runtime(h, &args),
+            Ok(h) => with_auth(h, &args),
             Err(e) => usage_error(&e),
         },
         _ => usage_error(&format!(
             "unknown handler {:?} (expected sink, debugging or mailbox)",
             args.class
         )),
+    }
+}
+
+/// aiosmtpd's pairing and existence checks for the certificate flags.
+fn check_tls_args(args: &Args) -> Result<(), String> {
+    for (cert, key, cname, kname) in [
+        (&args.smtpscert, &args.smtpskey, "--smtpscert", "--smtpskey"),
+        (&args.tlscert, &args.tlskey, "--tlscert", "--tlskey"),
+    ] {
+        if cert.is_some() != key.is_some() {
+            return Err(format!("{cname} and {kname} must be specified together"));
+        }
+        if let Some(c) = cert {
+            if !c.exists() {
+                return Err(format!("Cert file {} not found", c.display()));
+            }
+        }
+        if let Some(k) = key {
+            if !k.exists() {
+                return Err(format!("Key file {} not found", k.display()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Wraps the handler with the `--auth-file` authenticator, if any.
+fn with_auth<H: Handler>(handler: H, args: &Args) -> ExitCode {
+    match &args.auth_file {
+        None => on_runtime(handler, args),
+        Some(path) => match FileAuthenticator::load(path) {
+            Ok(users) => on_runtime(Authenticated::new(handler, users), args),
+            Err(e) => usage_error(&e.to_string()),
+        },
     }
 }
 
@@ -158,13 +234,47 @@ fn init_logging(debug: u8) {
 }
 
 fn config(args: &Args) -> Config {
-    Config::new(
+    let mut config = Config::new(
         args.hostname
             .clone()
             .unwrap_or_else(default_server_hostname),
     )
-    .with_data_size_limit(args.size)
-    .with_smtputf8(args.smtputf8)
+    .with_data_size_limit(args.size.or_else(|| default_size(args)))
+    .with_smtputf8(args.smtputf8);
+    config.auth_required = args.auth_required;
+    config.auth_require_tls = !args.no_auth_require_tls;
+    // aiosmtpd's CLI requires STARTTLS when given a certificate.
+    config.require_starttls = !args.no_requiretls;
+    config
+}
+
+/// The message size limit without `-s`. Used as `python -m aiosmtpd` (only flags
+/// aiosmtpd's CLI has), smtpkit keeps that CLI's default: no limit. The
+/// smtpkit-only features (`--unix`, `--auth-file`) are configurations aiosmtpd
+/// offers only through its library (`Controller`, `SMTP`), whose default is
+/// 33554432 bytes; with them smtpkit takes the library's default.
+fn default_size(args: &Args) -> Option<usize> {
+    let library_only = args.unix.is_some() || args.auth_file.is_some();
+    library_only.then_some(smtpkit::proto::DATA_SIZE_DEFAULT)
+}
+
+/// The STARTTLS and implicit-TLS configurations from the certificate flags.
+type TlsConfigs = (
+    Option<Arc<rustls::ServerConfig>>,
+    Option<Arc<rustls::ServerConfig>>,
+);
+
+fn tls_configs(args: &Args) -> Result<TlsConfigs, String> {
+    let load = |cert: &Option<PathBuf>, key: &Option<PathBuf>| match (cert, key) {
+        (Some(c), Some(k)) => server_config_from_pem(c, k)
+            .map(Some)
+            .map_err(|e| e.to_string()),
+        _ => Ok(None),
+    };
+    Ok((
+        load(&args.tlscert, &args.tlskey)?,
+        load(&args.smtpscert, &args.smtpskey)?,
+    ))
 }
 
 /// Runs the server on the runtime named by `--runtime`.
@@ -195,6 +305,10 @@ fn run<H: Handler, R: Runtime + Default>(handler: H, args: &Args) -> ExitCode {
         Ok(l) => l,
         Err(e) => return usage_error(&e),
     };
+    let (starttls, implicit) = match tls_configs(args) {
+        Ok(t) => t,
+        Err(e) => return usage_error(&e),
+    };
     // Catch SIGINT/SIGTERM from before the port opens, so a stop request is never lost.
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
@@ -208,6 +322,12 @@ fn run<H: Handler, R: Runtime + Default>(handler: H, args: &Args) -> ExitCode {
         Some(path) => {
             let mut c =
                 ThreadedController::<H, R, Unix>::new(handler, path).with_config(config(args));
+            if let Some(t) = starttls.clone() {
+                c = c.with_starttls(t);
+            }
+            if let Some(t) = implicit.clone() {
+                c = c.with_implicit_tls(t);
+            }
             c.start().map(|()| {
                 tracing::info!("Server is listening on {}", path.display());
                 Running::Unix(c)
@@ -218,6 +338,12 @@ fn run<H: Handler, R: Runtime + Default>(handler: H, args: &Args) -> ExitCode {
                 .with_hostname(listen.0.clone())
                 .with_port(listen.1)
                 .with_config(config(args));
+            if let Some(t) = starttls {
+                c = c.with_starttls(t);
+            }
+            if let Some(t) = implicit {
+                c = c.with_implicit_tls(t);
+            }
             c.start().map(|()| {
                 for a in c.local_addrs() {
                     tracing::info!("Server is listening on {}:{}", a.ip(), a.port());

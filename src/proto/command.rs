@@ -94,6 +94,9 @@ impl Verb {
 
 /// Commands listed by HELP without TLS, sorted as aiosmtpd sorts them.
 pub(crate) const HELP_LIST: &str = "AUTH DATA EHLO HELO HELP MAIL NOOP QUIT RCPT RSET VRFY";
+/// Commands listed by HELP when STARTTLS is offered.
+pub(crate) const HELP_LIST_TLS: &str =
+    "AUTH DATA EHLO HELO HELP MAIL NOOP QUIT RCPT RSET STARTTLS VRFY";
 
 /// A command line split aiosmtpd's way: the first token (up to the first space),
 /// and the rest with ASCII whitespace stripped (`None` when empty).
@@ -129,6 +132,11 @@ pub fn split(line: &[u8]) -> RawCommand<'_> {
             arg: None,
         },
     }
+}
+
+/// Python's `bytes.strip()`.
+pub(crate) fn trim_python_ws(b: &[u8]) -> &[u8] {
+    b.trim_ascii_and_python_ws()
 }
 
 trait PyStrip {

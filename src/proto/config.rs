@@ -97,6 +97,20 @@ pub struct Config {
     pub command_call_limit: Option<CallLimits>,
     /// Unrecognised commands allowed before the connection is closed with `502`.
     pub bogus_limit: u32,
+    /// Offer STARTTLS (the driver must be able to upgrade the stream).
+    pub starttls: bool,
+    /// Refuse everything but NOOP, EHLO, STARTTLS and QUIT before TLS with
+    /// `530 Must issue a STARTTLS command first` (only with `starttls`).
+    pub require_starttls: bool,
+    /// AUTH mechanisms offered, uppercase, advertised sorted. `PLAIN` and `LOGIN`
+    /// are built in; any other name is run step by step through the handler.
+    /// Default: `LOGIN` and `PLAIN`, as aiosmtpd.
+    pub auth_mechanisms: Vec<String>,
+    /// Offer AUTH only over TLS (STARTTLS or implicit TLS). Default true.
+    pub auth_require_tls: bool,
+    /// Answer `530 5.7.0 Authentication required` to MAIL, RCPT, DATA, VRFY and
+    /// HELP until the client authenticated. Default false.
+    pub auth_required: bool,
 }
 
 impl Config {
@@ -113,6 +127,11 @@ impl Config {
             timeout: Duration::from_secs(300),
             command_call_limit: None,
             bogus_limit: BOGUS_LIMIT,
+            starttls: false,
+            require_starttls: false,
+            auth_mechanisms: vec!["LOGIN".to_owned(), "PLAIN".to_owned()],
+            auth_require_tls: true,
+            auth_required: false,
         }
     }
 

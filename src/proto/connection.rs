@@ -5,12 +5,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::address::{ParsedPath, parse_path};
-use super::command::{self, HELP_LIST, Verb};
+use super::auth;
+use super::command::{self, HELP_LIST, HELP_LIST_TLS, Verb};
 use super::data::{DataDecoder, DataError};
-use super::outcome::{Decision, HookFailure, Outcome};
+use super::outcome::{AuthResult, Decision, HookFailure, Outcome};
 use super::params::{self, ParamError};
 use super::reply::{encode_lines, push_line};
-use super::{Config, Envelope, Peer, Reply, Session};
+use super::{Config, Envelope, Peer, Reply, Session, TlsInfo};
 
 /// Misuse of the engine's API by the driver (never caused by the peer).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -21,6 +22,9 @@ pub enum Error {
     /// Input was fed after the engine returned [`Action::Close`].
     #[error("the connection is closed")]
     Closed,
+    /// `handle_tls_established` without a pending [`Action::StartTls`].
+    #[error("no TLS handshake is pending")]
+    NoTlsPending,
 }
 
 /// A hook call the engine is waiting for (aiosmtpd's `handle_*` hooks). The
@@ -71,6 +75,27 @@ pub enum Ask {
         /// The parsed address.
         address: String,
     },
+    /// `AUTH PLAIN` or `AUTH LOGIN` credentials to check. Answer with
+    /// [`Decision::Auth`] (or `Outcome::Accept` = success, `Outcome::Reply` =
+    /// failure with that reply, `Outcome::Default` = failure).
+    Auth {
+        /// `PLAIN` or `LOGIN`.
+        mechanism: String,
+        /// The authentication identity.
+        login: Vec<u8>,
+        /// The password.
+        password: Vec<u8>,
+    },
+    /// One step of a custom SASL mechanism: answer with
+    /// [`AuthResult::Challenge`] to continue, or success/failure.
+    AuthStep {
+        /// The mechanism (uppercase).
+        mechanism: String,
+        /// 0 for the AUTH command, then 1, 2, ... for each client response.
+        step: u32,
+        /// The decoded client response (the initial response at step 0, if any).
+        response: Option<Vec<u8>>,
+    },
 }
 
 /// A pending hook call with the state a hook may read and change.
@@ -109,6 +134,11 @@ pub enum Action<'a> {
     /// Ask the application, then call [`Connection::handle_decision`]. Returned
     /// again until answered.
     Hook(HookCall<'a>),
+    /// The `220 Ready to start TLS` reply has been sent: run the server-side TLS
+    /// handshake on the stream, then call [`Connection::handle_tls_established`]
+    /// (or close the connection if it fails). Bytes received before the handshake
+    /// were discarded.
+    StartTls,
     /// Close the connection. Always the last action.
     Close,
 }
@@ -118,7 +148,21 @@ enum Mode {
     Command { discarding: bool },
     /// Reading a message body.
     Data(DataDecoder),
+    /// Reading an AUTH response line.
+    Auth(AuthWait),
 }
+
+/// What an AUTH response line answers.
+#[derive(Clone, Debug)]
+enum AuthWait {
+    Plain,
+    LoginUser,
+    LoginPassword(Vec<u8>),
+    Custom { mechanism: String, step: u32 },
+}
+
+/// The commands allowed before STARTTLS when it is required (aiosmtpd's set).
+const ALLOWED_BEFORE_STARTTLS: [&[u8]; 4] = [b"NOOP", b"EHLO", b"STARTTLS", b"QUIT"];
 
 /// One SMTP session, sans I/O: bytes, time and decisions in; replies, hook calls,
 /// body chunks and close out.
@@ -157,6 +201,8 @@ pub struct Connection {
     body_offset: usize,
     mode: Mode,
     pending: Option<Ask>,
+    starttls_queued: bool,
+    awaiting_tls: bool,
     closing: bool,
     closed: bool,
     peer_closed: bool,
@@ -180,6 +226,8 @@ impl Connection {
             body_offset: 0,
             mode: Mode::Command { discarding: false },
             pending: None,
+            starttls_queued: false,
+            awaiting_tls: false,
             closing: false,
             closed: false,
             peer_closed: false,
@@ -191,6 +239,39 @@ impl Connection {
         let greeting = format!("{} {}", conn.config.hostname, conn.config.ident);
         conn.push(220, &greeting);
         conn
+    }
+
+    /// Marks the connection as TLS from the start (implicit TLS, SMTPS). Call it
+    /// right after [`Connection::new`].
+    pub fn with_tls(mut self, info: TlsInfo) -> Self {
+        self.session.tls = Some(info);
+        self
+    }
+
+    /// The TLS handshake that [`Action::StartTls`] asked for completed: the SMTP
+    /// state is reset as RFC 3207 requires (a new session that keeps only the
+    /// peer; a new envelope) and TLS counts from now on.
+    pub fn handle_tls_established(&mut self, now: Instant, info: TlsInfo) -> Result<(), Error> {
+        self.retire();
+        if !self.awaiting_tls {
+            return Err(Error::NoTlsPending);
+        }
+        self.awaiting_tls = false;
+        let mut session = Session::new(self.session.peer.clone());
+        session.tls = Some(info);
+        self.session = session;
+        self.envelope = Envelope::default();
+        self.mode = Mode::Command { discarding: false };
+        self.input.clear();
+        self.input_pos = 0;
+        self.deadline = now + self.config.timeout;
+        self.process(now);
+        Ok(())
+    }
+
+    /// True once TLS is up (STARTTLS completed, or implicit TLS).
+    pub fn is_tls(&self) -> bool {
+        self.session.tls.is_some()
     }
 
     /// The session (peer, greeting name, ...).
@@ -219,7 +300,8 @@ impl Connection {
         if self.closed {
             return Err(Error::Closed);
         }
-        if self.closing {
+        if self.closing || self.starttls_queued || self.awaiting_tls {
+            // After STARTTLS, plaintext must never reach the SMTP layer.
             return Ok(());
         }
         if self.input_pos == self.input.len() {
@@ -272,7 +354,7 @@ impl Connection {
     /// When [`Connection::handle_timeout`] must be called, if no input comes first.
     /// `None` while a hook call is pending or the connection is closing.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.closing || self.closed || self.pending.is_some() {
+        if self.closing || self.closed || self.pending.is_some() || self.awaiting_tls {
             None
         } else {
             Some(self.deadline)
@@ -283,8 +365,29 @@ impl Connection {
     pub fn handle_decision(&mut self, now: Instant, decision: Decision) -> Result<(), Error> {
         self.retire();
         let ask = self.pending.take().ok_or(Error::NoDecisionPending)?;
+        if matches!(ask, Ask::Auth { .. } | Ask::AuthStep { .. }) {
+            let result = match decision {
+                Decision::Auth(r) => r,
+                Decision::Outcome(Outcome::Accept(r)) => AuthResult::Success(Some(r)),
+                Decision::Outcome(Outcome::Reply(r)) => AuthResult::Failure(Some(r)),
+                Decision::Outcome(Outcome::Default) => AuthResult::Failure(None),
+                Decision::Failed(f) => {
+                    self.push_failure(&f);
+                    self.deadline = now + self.config.timeout;
+                    self.process(now);
+                    return Ok(());
+                }
+            };
+            self.finish_auth(ask, result);
+            self.deadline = now + self.config.timeout;
+            self.process(now);
+            return Ok(());
+        }
         let outcome = match decision {
             Decision::Outcome(o) => o,
+            Decision::Auth(AuthResult::Success(r)) => r.map_or(Outcome::Default, Outcome::Accept),
+            Decision::Auth(AuthResult::Failure(Some(r))) => Outcome::Reply(r),
+            Decision::Auth(_) => Outcome::Default,
             Decision::Failed(f) => {
                 self.push_failure(&f);
                 if matches!(ask, Ask::Data) {
@@ -364,6 +467,7 @@ impl Connection {
                 ),
                 &mut self.output,
             ),
+            Ask::Auth { .. } | Ask::AuthStep { .. } => {}
         }
         self.deadline = now + self.config.timeout;
         self.process(now);
@@ -399,6 +503,11 @@ impl Connection {
             self.output_taken = true;
             return Some(Action::Send(&self.output));
         }
+        if self.starttls_queued {
+            self.starttls_queued = false;
+            self.awaiting_tls = true;
+            return Some(Action::StartTls);
+        }
         if self.closing {
             self.closed = true;
             return Some(Action::Close);
@@ -418,7 +527,11 @@ impl Connection {
     }
 
     fn blocked(&self) -> bool {
-        self.pending.is_some() || self.closing || self.closed
+        self.pending.is_some()
+            || self.closing
+            || self.closed
+            || self.starttls_queued
+            || self.awaiting_tls
     }
 
     /// Consumes buffered input until a hook call is pending, the connection is
@@ -428,6 +541,19 @@ impl Connection {
         while !self.blocked() && self.input_pos < input.len() {
             let avail = &input[self.input_pos..];
             match &mut self.mode {
+                Mode::Auth(_) => match memchr::memchr(b'\n', avail) {
+                    Some(i) => {
+                        self.input_pos += i + 1;
+                        self.auth_response(now, &avail[..i]);
+                    }
+                    None => {
+                        if avail.len() > self.config.line_length_limit {
+                            self.mode = Mode::Command { discarding: true };
+                            self.input_pos = input.len();
+                        }
+                        break;
+                    }
+                },
                 Mode::Command { discarding } => match memchr::memchr(b'\n', avail) {
                     Some(i) => {
                         self.input_pos += i + 1;
@@ -475,6 +601,10 @@ impl Connection {
                     }
                 }
             }
+        }
+        if self.starttls_queued || self.awaiting_tls {
+            // RFC 3207 4.2: anything pipelined after STARTTLS is discarded.
+            self.input_pos = input.len();
         }
         if self.input_pos >= input.len() {
             input.clear();
@@ -532,6 +662,13 @@ impl Connection {
         };
         if line.len() > limit {
             return self.push(500, "Command line too long");
+        }
+        if self.config.starttls
+            && self.config.require_starttls
+            && !self.is_tls()
+            && !ALLOWED_BEFORE_STARTTLS.contains(&&*word)
+        {
+            return self.push(530, "Must issue a STARTTLS command first");
         }
         if let Some(limits) = &self.config.command_call_limit {
             let budget = limits.limit_for(&word);
@@ -623,6 +760,14 @@ impl Connection {
                 if self.config.enable_smtputf8 {
                     extensions.push("SMTPUTF8".to_owned());
                 }
+                if self.config.starttls && !self.is_tls() {
+                    extensions.push("STARTTLS".to_owned());
+                }
+                if self.auth_offered() {
+                    let mut mechs = self.config.auth_mechanisms.clone();
+                    mechs.sort();
+                    extensions.push(format!("AUTH {}", mechs.join(" ")));
+                }
                 extensions.push("HELP".to_owned());
                 self.pending = Some(Ask::Ehlo {
                     hostname: hostname.to_owned(),
@@ -632,7 +777,7 @@ impl Connection {
             Verb::Mail => self.run_mail(arg),
             Verb::Rcpt => self.run_rcpt(arg),
             Verb::Data => {
-                if self.helo_needed() {
+                if self.helo_needed() || self.auth_needed() {
                     return;
                 }
                 if self.envelope.rcpt_tos.is_empty() {
@@ -668,6 +813,9 @@ impl Connection {
                 self.pending = Some(Ask::Quit);
             }
             Verb::Vrfy => {
+                if self.auth_needed() {
+                    return;
+                }
                 let Some(arg) = arg else {
                     return self.syntax_error(verb);
                 };
@@ -692,20 +840,18 @@ impl Connection {
                 if arg.is_some() {
                     return self.syntax_error(verb);
                 }
-                self.push(454, "TLS not available");
-            }
-            Verb::Auth => {
-                if self.session.host_name.is_none() {
-                    return self.push(503, "Error: send EHLO first");
+                if !self.config.starttls {
+                    return self.push(454, "TLS not available");
                 }
-                if !self.session.extended_smtp {
-                    return self.push(500, "Error: command 'AUTH' not recognized");
+                if self.is_tls() {
+                    // aiosmtpd answers 220 and breaks the connection with a nested
+                    // handshake; RFC 3207 forbids a second STARTTLS.
+                    return self.push(554, "5.5.1 Error: TLS already active");
                 }
-                self.push(
-                    538,
-                    "5.7.11 Encryption required for requested authentication mechanism",
-                );
+                self.push(220, "Ready to start TLS");
+                self.starttls_queued = true;
             }
+            Verb::Auth => self.run_auth(arg),
         }
     }
 
@@ -760,7 +906,7 @@ impl Connection {
     }
 
     fn run_mail(&mut self, arg: Option<&str>) {
-        if self.helo_needed() {
+        if self.helo_needed() || self.auth_needed() {
             return;
         }
         let Some((address, options)) = self.parse_command_path(Verb::Mail, arg, "FROM:") else {
@@ -797,7 +943,7 @@ impl Connection {
     }
 
     fn run_rcpt(&mut self, arg: Option<&str>) {
-        if self.helo_needed() {
+        if self.helo_needed() || self.auth_needed() {
             return;
         }
         if self.envelope.mail_from.is_none() {
@@ -816,11 +962,15 @@ impl Connection {
     }
 
     fn run_help(&mut self, arg: Option<&str>) {
+        if self.auth_needed() {
+            return;
+        }
         let mut code = 250;
         if let Some(arg) = arg {
             let upper = arg.to_uppercase();
+            let starttls = self.config.starttls;
             if let Some((text, ext)) = Verb::from_upper(upper.as_bytes())
-                .filter(|v| *v != Verb::StartTls)
+                .filter(|v| *v != Verb::StartTls || starttls)
                 .and_then(Verb::syntax)
             {
                 let ext = if self.session.extended_smtp { ext } else { "" };
@@ -834,11 +984,181 @@ impl Connection {
             }
             code = 501;
         }
+        let list = if self.config.starttls {
+            HELP_LIST_TLS
+        } else {
+            HELP_LIST
+        };
         push_line(
             code,
             b' ',
-            &[b"Supported commands: ", HELP_LIST.as_bytes()],
+            &[b"Supported commands: ", list.as_bytes()],
             &mut self.output,
         );
+    }
+
+    /// aiosmtpd's `check_auth_needed`.
+    fn auth_needed(&mut self) -> bool {
+        if self.config.auth_required && !self.session.authenticated {
+            self.push(530, "5.7.0 Authentication required");
+            return true;
+        }
+        false
+    }
+
+    fn auth_offered(&self) -> bool {
+        !self.config.auth_mechanisms.is_empty() && (!self.config.auth_require_tls || self.is_tls())
+    }
+
+    /// `AUTH mechanism [initial-response]` (aiosmtpd's `smtp_AUTH`).
+    fn run_auth(&mut self, arg: Option<&str>) {
+        if self.session.host_name.is_none() {
+            return self.push(503, "Error: send EHLO first");
+        }
+        if !self.session.extended_smtp {
+            return self.push(500, "Error: command 'AUTH' not recognized");
+        }
+        if self.config.auth_require_tls && !self.is_tls() {
+            return self.push(
+                538,
+                "5.7.11 Encryption required for requested authentication mechanism",
+            );
+        }
+        if self.session.authenticated {
+            return self.push(503, "Already authenticated");
+        }
+        let Some(arg) = arg else {
+            return self.push(501, "Not enough value");
+        };
+        let args: Vec<&str> = arg.split_whitespace().collect();
+        if args.len() > 2 {
+            return self.push(501, "Too many values");
+        }
+        let Some(first) = args.first() else {
+            return self.push(501, "Not enough value");
+        };
+        // RFC 4954: mechanism names are case-insensitive (aiosmtpd: case-sensitive).
+        let mechanism = first.to_ascii_uppercase();
+        if !self.config.auth_mechanisms.iter().any(|m| *m == mechanism) {
+            return self.push(504, "5.5.4 Unrecognized authentication type");
+        }
+        let initial = match args.get(1) {
+            None => None,
+            Some(text) => match auth::decode_initial(text.as_bytes()) {
+                Some(bytes) => Some(bytes),
+                None => return self.push(501, "5.5.2 Can't decode base64"),
+            },
+        };
+        match (mechanism.as_str(), initial) {
+            ("PLAIN", Some(decoded)) => self.auth_plain(decoded),
+            ("PLAIN", None) => {
+                self.push(334, "");
+                self.mode = Mode::Auth(AuthWait::Plain);
+            }
+            ("LOGIN", Some(user)) => {
+                self.push(334, auth::LOGIN_PASSWORD_CHALLENGE);
+                self.mode = Mode::Auth(AuthWait::LoginPassword(user));
+            }
+            ("LOGIN", None) => {
+                self.push(334, auth::LOGIN_USERNAME_CHALLENGE);
+                self.mode = Mode::Auth(AuthWait::LoginUser);
+            }
+            (_, response) => {
+                self.pending = Some(Ask::AuthStep {
+                    mechanism,
+                    step: 0,
+                    response,
+                });
+            }
+        }
+    }
+
+    fn auth_plain(&mut self, decoded: Vec<u8>) {
+        match auth::split_plain(&decoded) {
+            Some((login, password)) => {
+                self.pending = Some(Ask::Auth {
+                    mechanism: "PLAIN".to_owned(),
+                    login,
+                    password,
+                });
+            }
+            None => self.push(501, "5.5.2 Can't split auth value"),
+        }
+    }
+
+    /// A client response line during AUTH (aiosmtpd's `challenge_auth`).
+    fn auth_response(&mut self, now: Instant, line: &[u8]) {
+        let Mode::Auth(wait) =
+            std::mem::replace(&mut self.mode, Mode::Command { discarding: false })
+        else {
+            return;
+        };
+        self.deadline = now + self.config.timeout;
+        let line = command::trim_python_ws(line);
+        if line == b"*" {
+            return self.push(501, "5.7.0 Auth aborted");
+        }
+        let Some(decoded) = auth::decode(line) else {
+            return self.push(501, "5.5.2 Can't decode base64");
+        };
+        match wait {
+            AuthWait::Plain => self.auth_plain(decoded),
+            AuthWait::LoginUser => {
+                self.push(334, auth::LOGIN_PASSWORD_CHALLENGE);
+                self.mode = Mode::Auth(AuthWait::LoginPassword(decoded));
+            }
+            AuthWait::LoginPassword(login) => {
+                self.pending = Some(Ask::Auth {
+                    mechanism: "LOGIN".to_owned(),
+                    login,
+                    password: decoded,
+                });
+            }
+            AuthWait::Custom { mechanism, step } => {
+                self.pending = Some(Ask::AuthStep {
+                    mechanism,
+                    step,
+                    response: Some(decoded),
+                });
+            }
+        }
+    }
+
+    /// Applies an authenticator's answer to `Ask::Auth` / `Ask::AuthStep`.
+    fn finish_auth(&mut self, ask: Ask, result: AuthResult) {
+        let (mechanism, login, step) = match ask {
+            Ask::Auth {
+                mechanism, login, ..
+            } => (mechanism, Some(login), None),
+            Ask::AuthStep {
+                mechanism, step, ..
+            } => (mechanism, None, Some(step)),
+            _ => return,
+        };
+        match result {
+            AuthResult::Success(reply) => {
+                self.session.authenticated = true;
+                self.session.auth_mechanism = Some(mechanism);
+                if let Some(login) = login {
+                    self.session.auth_identity = Some(String::from_utf8_lossy(&login).into_owned());
+                }
+                match reply {
+                    Some(r) => self.push_reply(&r),
+                    None => self.push(235, "2.7.0 Authentication successful"),
+                }
+            }
+            AuthResult::Challenge(challenge) if step.is_some() => {
+                let text = auth::encode(&challenge);
+                self.push(334, &text);
+                self.mode = Mode::Auth(AuthWait::Custom {
+                    mechanism,
+                    step: step.unwrap_or(0) + 1,
+                });
+            }
+            AuthResult::Failure(Some(r)) => self.push_reply(&r),
+            AuthResult::Failure(None) | AuthResult::Challenge(_) => {
+                self.push(535, "5.7.8 Authentication credentials invalid")
+            }
+        }
     }
 }

@@ -8,6 +8,7 @@
 //! same, and bad input from the peer always becomes an SMTP reply, never a panic.
 
 mod address;
+mod auth;
 mod command;
 mod config;
 mod connection;
@@ -22,9 +23,9 @@ pub use command::Verb;
 pub use config::{BOGUS_LIMIT, CALL_LIMIT_DEFAULT, CallLimits, Config, DATA_SIZE_DEFAULT};
 pub use connection::{Action, Ask, BodyChunk, Connection, Error, HookCall};
 pub use data::{DataDecoder, DataError, Progress};
-pub use outcome::{Decision, HookFailure, Outcome};
+pub use outcome::{AuthResult, Decision, HookFailure, Outcome};
 pub use reply::Reply;
-pub use session::{Envelope, Peer, Session};
+pub use session::{AuthData, Envelope, Peer, Session, TlsInfo};
 
 #[cfg(test)]
 mod tests;

@@ -57,6 +57,20 @@ pub struct HookFailure {
     pub message: String,
 }
 
+/// An authenticator's answer (to [`crate::proto::Ask::Auth`] and
+/// [`crate::proto::Ask::AuthStep`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuthResult {
+    /// Authenticated; the reply defaults to `235 2.7.0 Authentication successful`.
+    Success(Option<Reply>),
+    /// Refused; the reply defaults to `535 5.7.8 Authentication credentials
+    /// invalid` (use e.g. `454 4.7.0 ...` for a temporary failure).
+    Failure(Option<Reply>),
+    /// Send this challenge (`334 base64`) and wait for the client's response
+    /// (custom mechanisms only).
+    Challenge(Vec<u8>),
+}
+
 /// The application's answer to a pending hook call.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
@@ -64,6 +78,8 @@ pub enum Decision {
     Outcome(Outcome),
     /// The hook failed.
     Failed(HookFailure),
+    /// An authenticator's answer.
+    Auth(AuthResult),
 }
 
 impl From<Outcome> for Decision {
@@ -75,5 +91,11 @@ impl From<Outcome> for Decision {
 impl From<HookFailure> for Decision {
     fn from(f: HookFailure) -> Self {
         Decision::Failed(f)
+    }
+}
+
+impl From<AuthResult> for Decision {
+    fn from(a: AuthResult) -> Self {
+        Decision::Auth(a)
     }
 }

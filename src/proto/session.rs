@@ -44,7 +44,42 @@ impl fmt::Display for Peer {
     }
 }
 
-/// One per connection, as aiosmtpd's `Session`.
+/// What a handler may want to know about the TLS layer of a connection.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// The negotiated protocol version, e.g. `TLSv1_3`.
+    pub protocol_version: String,
+    /// The negotiated cipher suite, e.g. `TLS13_AES_256_GCM_SHA384`.
+    pub cipher_suite: String,
+    /// The server name the client asked for (SNI), if any.
+    pub sni: Option<String>,
+    /// The client's certificate chain (DER), when it sent one.
+    pub peer_certificates: Vec<Vec<u8>>,
+}
+
+/// Data an authenticator attaches to the session (aiosmtpd's `auth_data`).
+#[derive(Clone)]
+pub struct AuthData(pub std::sync::Arc<dyn std::any::Any + Send + Sync>);
+
+impl AuthData {
+    /// Wraps `value`.
+    pub fn new<T: std::any::Any + Send + Sync>(value: T) -> Self {
+        AuthData(std::sync::Arc::new(value))
+    }
+
+    /// The value, if it is a `T`.
+    pub fn downcast_ref<T: std::any::Any>(&self) -> Option<&T> {
+        self.0.downcast_ref()
+    }
+}
+
+impl fmt::Debug for AuthData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AuthData(..)")
+    }
+}
+
+/// One per connection, as aiosmtpd's `Session` (renewed after STARTTLS).
 #[derive(Clone, Debug)]
 pub struct Session {
     /// The connecting peer.
@@ -55,6 +90,14 @@ pub struct Session {
     pub extended_smtp: bool,
     /// True once the client authenticated.
     pub authenticated: bool,
+    /// The mechanism the client authenticated with (`PLAIN`, `LOGIN`, ...).
+    pub auth_mechanism: Option<String>,
+    /// The login the client authenticated as (PLAIN/LOGIN; lossy UTF-8).
+    pub auth_identity: Option<String>,
+    /// Data the authenticator attached.
+    pub auth_data: Option<AuthData>,
+    /// The TLS layer, after STARTTLS or on an implicit-TLS listener.
+    pub tls: Option<TlsInfo>,
 }
 
 impl Session {
@@ -65,6 +108,10 @@ impl Session {
             host_name: None,
             extended_smtp: false,
             authenticated: false,
+            auth_mechanism: None,
+            auth_identity: None,
+            auth_data: None,
+            tls: None,
         }
     }
 }

@@ -11,6 +11,7 @@ use super::driver::drive;
 use super::handler::Handler;
 use super::runtime::{Listener, Runtime};
 use super::shutdown::Signal;
+use super::tls::TlsSettings;
 use crate::proto::Config;
 
 /// How long a stopping server waits for its connections to send `421` and close.
@@ -31,6 +32,7 @@ pub(crate) async fn accept_loop<H: Handler>(
     mut listeners: Vec<Box<dyn Listener>>,
     handler: Arc<H>,
     config: Arc<Config>,
+    tls: Arc<TlsSettings>,
     shutdown: Signal,
 ) {
     let live = Arc::new(AtomicUsize::new(0));
@@ -65,6 +67,7 @@ pub(crate) async fn accept_loop<H: Handler>(
                     runtime.clone(),
                     handler.clone(),
                     config.clone(),
+                    tls.clone(),
                     stream,
                     peer,
                     shutdown.clone(),

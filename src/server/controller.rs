@@ -15,6 +15,7 @@ use super::accept::accept_loop;
 use super::handler::Handler;
 use super::runtime::{Listener, Runtime};
 use super::shutdown::Signal;
+use super::tls::TlsSettings;
 use crate::proto::Config;
 
 /// aiosmtpd's `DEFAULT_READY_TIMEOUT`.
@@ -269,6 +270,7 @@ impl Drop for Threaded {
 pub struct ThreadedController<H: Handler, R: Runtime + Default, K = Tcp> {
     handler: Arc<H>,
     config: Config,
+    tls: TlsSettings,
     target: BindTarget,
     ready_timeout: Duration,
     addrs: Vec<SocketAddr>,
@@ -282,6 +284,7 @@ impl<H: Handler, R: Runtime + Default, K> ThreadedController<H, R, K> {
         ThreadedController {
             handler: Arc::new(handler),
             config: controller_config(),
+            tls: TlsSettings::default(),
             target,
             ready_timeout: DEFAULT_READY_TIMEOUT,
             addrs: Vec::new(),
@@ -306,6 +309,29 @@ impl<H: Handler, R: Runtime + Default, K> ThreadedController<H, R, K> {
     /// variable `SMTPKIT_CONTROLLER_TIMEOUT` overrides it).
     pub fn with_ready_timeout(mut self, timeout: Duration) -> Self {
         self.ready_timeout = timeout;
+        self
+    }
+
+    /// Offers STARTTLS with this rustls configuration (aiosmtpd's `tls_context`).
+    pub fn with_starttls(mut self, server_config: std::sync::Arc<rustls::ServerConfig>) -> Self {
+        self.tls.starttls = Some(server_config);
+        self
+    }
+
+    /// Requires STARTTLS before anything but NOOP, EHLO, STARTTLS and QUIT
+    /// (aiosmtpd's `require_starttls`; only with [`Self::with_starttls`]).
+    pub fn with_require_starttls(mut self, require: bool) -> Self {
+        self.config.require_starttls = require;
+        self
+    }
+
+    /// Speaks TLS from the first byte (implicit TLS, "SMTPS"; aiosmtpd's
+    /// `ssl_context`). TLS then counts for AUTH (aiosmtpd #274/#281 fixed).
+    pub fn with_implicit_tls(
+        mut self,
+        server_config: std::sync::Arc<rustls::ServerConfig>,
+    ) -> Self {
+        self.tls.implicit = Some(server_config);
         self
     }
 
@@ -345,7 +371,12 @@ impl<H: Handler, R: Runtime + Default, K> ThreadedController<H, R, K> {
         let listeners = bound.listeners;
         let runtime: Arc<dyn Runtime> = Arc::new(R::default());
         let handler = self.handler.clone();
-        let config = Arc::new(self.config.clone());
+        let config = Arc::new(super::effective_config(
+            self.config.clone(),
+            &self.tls,
+            &*self.handler,
+        ));
+        let tls = Arc::new(self.tls.clone());
         let shutdown = Signal::new();
         let stop = shutdown.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
@@ -362,7 +393,7 @@ impl<H: Handler, R: Runtime + Default, K> ThreadedController<H, R, K> {
                         }
                     };
                     let _ = ready_tx.send(Ok(()));
-                    accept_loop(rt, listeners, handler, config, stop).await;
+                    accept_loop(rt, listeners, handler, config, tls, stop).await;
                 }))
             })?;
         let running = Threaded {
@@ -465,6 +496,7 @@ impl<H: Handler, R: Runtime + Default, K> Drop for ThreadedController<H, R, K> {
 pub struct LocalController<H: Handler, R: Runtime + Default, K = Tcp> {
     handler: Arc<H>,
     config: Config,
+    tls: TlsSettings,
     target: BindTarget,
     addrs: Vec<SocketAddr>,
     shutdown: Option<Signal>,
@@ -478,6 +510,7 @@ impl<H: Handler, R: Runtime + Default, K> LocalController<H, R, K> {
         LocalController {
             handler: Arc::new(handler),
             config: controller_config(),
+            tls: TlsSettings::default(),
             target,
             addrs: Vec::new(),
             shutdown: None,
@@ -495,6 +528,29 @@ impl<H: Handler, R: Runtime + Default, K> LocalController<H, R, K> {
     /// The name in the greeting and HELO/EHLO replies (aiosmtpd's `server_hostname`).
     pub fn with_server_hostname(mut self, name: impl Into<String>) -> Self {
         self.config.hostname = name.into();
+        self
+    }
+
+    /// Offers STARTTLS with this rustls configuration (aiosmtpd's `tls_context`).
+    pub fn with_starttls(mut self, server_config: std::sync::Arc<rustls::ServerConfig>) -> Self {
+        self.tls.starttls = Some(server_config);
+        self
+    }
+
+    /// Requires STARTTLS before anything but NOOP, EHLO, STARTTLS and QUIT
+    /// (aiosmtpd's `require_starttls`; only with [`Self::with_starttls`]).
+    pub fn with_require_starttls(mut self, require: bool) -> Self {
+        self.config.require_starttls = require;
+        self
+    }
+
+    /// Speaks TLS from the first byte (implicit TLS, "SMTPS"; aiosmtpd's
+    /// `ssl_context`). TLS then counts for AUTH (aiosmtpd #274/#281 fixed).
+    pub fn with_implicit_tls(
+        mut self,
+        server_config: std::sync::Arc<rustls::ServerConfig>,
+    ) -> Self {
+        self.tls.implicit = Some(server_config);
         self
     }
 
@@ -533,7 +589,12 @@ impl<H: Handler, R: Runtime + Default, K> LocalController<H, R, K> {
             runtime.clone(),
             listeners,
             self.handler.clone(),
-            Arc::new(self.config.clone()),
+            Arc::new(super::effective_config(
+                self.config.clone(),
+                &self.tls,
+                &*self.handler,
+            )),
+            Arc::new(self.tls.clone()),
             shutdown.clone(),
         );
         let unix_path = match &self.target {

@@ -13,6 +13,7 @@ use futures_lite::{AsyncRead, AsyncWriteExt, FutureExt};
 use super::handler::{Handler, HandlerError};
 use super::runtime::{BoxStream, Runtime};
 use super::shutdown::Signal;
+use super::tls::{self, TlsSettings};
 use crate::proto::{Action, Ask, Config, Connection, Decision, HookCall, Outcome, Peer};
 
 const READ_BUF_MIN: usize = 4 * 1024;
@@ -29,17 +30,45 @@ pub(crate) async fn drive<H: Handler>(
     runtime: Arc<dyn Runtime>,
     handler: Arc<H>,
     config: Arc<Config>,
+    tls_settings: Arc<TlsSettings>,
     mut stream: BoxStream,
     peer: Peer,
     shutdown: Signal,
 ) {
     tracing::debug!(%peer, "connection opened");
-    let mut conn = Connection::new(config, peer, Instant::now());
-    let mut buf = vec![0u8; READ_BUF_MIN];
     let mut timer = runtime.new_timer(Instant::now());
-    let mut armed: Option<Instant> = None;
     let mut shutdown_wait = shutdown.wait();
+    let timeout = config.timeout;
+    let mut implicit_tls = None;
+    if let Some(server_config) = &tls_settings.implicit {
+        let deadline = Instant::now() + timeout;
+        match tls::accept(
+            server_config.clone(),
+            stream,
+            &mut timer,
+            deadline,
+            &mut shutdown_wait,
+        )
+        .await
+        {
+            Ok((tls_stream, info)) => {
+                stream = tls_stream;
+                implicit_tls = Some(info);
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "TLS handshake failed");
+                return;
+            }
+        }
+    }
+    let mut conn = Connection::new(config, peer, Instant::now());
+    if let Some(info) = implicit_tls {
+        conn = conn.with_tls(info);
+    }
+    let mut buf = vec![0u8; READ_BUF_MIN];
+    let mut armed: Option<Instant> = None;
     let mut chunk_error: Option<HandlerError> = None;
+    let mut auth_state: Vec<u8> = Vec::new();
     loop {
         while let Some(action) = conn.poll_action() {
             match action {
@@ -64,9 +93,38 @@ pub(crate) async fn drive<H: Handler>(
                     }
                 }
                 Action::Hook(call) => {
-                    let decision = run_hook(&*handler, call, &mut chunk_error).await;
+                    let decision =
+                        run_hook(&*handler, call, &mut chunk_error, &mut auth_state).await;
                     if conn.handle_decision(Instant::now(), decision).is_err() {
                         return;
+                    }
+                }
+                Action::StartTls => {
+                    let Some(server_config) = tls_settings.starttls.clone() else {
+                        return;
+                    };
+                    let plain = std::mem::replace(&mut stream, Box::new(Detached));
+                    let deadline = Instant::now() + timeout;
+                    match tls::accept(
+                        server_config,
+                        plain,
+                        &mut timer,
+                        deadline,
+                        &mut shutdown_wait,
+                    )
+                    .await
+                    {
+                        Ok((tls_stream, info)) => {
+                            stream = tls_stream;
+                            armed = None;
+                            if conn.handle_tls_established(Instant::now(), info).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, "STARTTLS handshake failed");
+                            return;
+                        }
                     }
                 }
                 Action::Close => {
@@ -122,14 +180,51 @@ async fn run_hook<H: Handler>(
     handler: &H,
     call: HookCall<'_>,
     chunk_error: &mut Option<HandlerError>,
+    auth_state: &mut Vec<u8>,
 ) -> Decision {
+    let is_auth = matches!(call.ask, Ask::Auth { .. } | Ask::AuthStep { .. });
     let HookCall {
         ask,
         session,
         envelope,
     } = call;
     let hook = async {
-        match ask {
+        let auth = match ask {
+            Ask::Auth {
+                mechanism,
+                login,
+                password,
+            } => Some(
+                handler
+                    .handle_auth(session, envelope, mechanism, login, password)
+                    .await,
+            ),
+            Ask::AuthStep {
+                mechanism,
+                step,
+                response,
+            } => {
+                if *step == 0 {
+                    auth_state.clear();
+                }
+                Some(
+                    handler
+                        .handle_auth_step(
+                            session,
+                            mechanism,
+                            *step,
+                            response.as_deref(),
+                            auth_state,
+                        )
+                        .await,
+                )
+            }
+            _ => None,
+        };
+        if let Some(result) = auth {
+            return result.map(Decision::Auth);
+        }
+        let outcome = match ask {
             Ask::Helo { hostname } => handler.handle_helo(session, envelope, hostname).await,
             Ask::Ehlo {
                 hostname,
@@ -157,14 +252,21 @@ async fn run_hook<H: Handler>(
             Ask::Noop { arg } => handler.handle_noop(session, envelope, arg.as_deref()).await,
             Ask::Quit => handler.handle_quit(session, envelope).await,
             Ask::Vrfy { address } => handler.handle_vrfy(session, envelope, address).await,
-        }
+            Ask::Auth { .. } | Ask::AuthStep { .. } => Ok(Outcome::Default),
+        };
+        outcome.map(Decision::Outcome)
     };
     let error = match AssertUnwindSafe(hook).catch_unwind().await {
-        Ok(Ok(outcome)) => return Decision::Outcome(outcome),
+        Ok(Ok(decision)) => return decision,
         Ok(Err(e)) => e,
         Err(panic) => HandlerError::from_panic(panic),
     };
-    tracing::warn!(error = %error, "handler hook failed");
+    if is_auth {
+        // Never log what an authenticator said: it may echo credentials.
+        tracing::warn!("authenticator failed");
+    } else {
+        tracing::warn!(error = %error, "handler hook failed");
+    }
     match AssertUnwindSafe(handler.handle_exception(&error))
         .catch_unwind()
         .await
@@ -172,5 +274,40 @@ async fn run_hook<H: Handler>(
         Ok(Some(reply)) => Decision::Outcome(Outcome::Reply(reply)),
         Ok(None) => Decision::Failed(error.to_failure()),
         Err(panic) => Decision::Failed(HandlerError::from_panic(panic).to_failure()),
+    }
+}
+
+/// Stands in for the stream while it is handed to the TLS handshake.
+struct Detached;
+
+impl AsyncRead for Detached {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        _: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Poll::Ready(Ok(0))
+    }
+}
+
+impl futures_lite::AsyncWrite for Detached {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        _: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Poll::Ready(Err(std::io::ErrorKind::NotConnected.into()))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_close(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 }

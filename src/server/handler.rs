@@ -5,7 +5,7 @@ use std::any::Any;
 use std::fmt;
 use std::future::Future;
 
-use crate::proto::{Envelope, HookFailure, Outcome, Reply, Session};
+use crate::proto::{AuthResult, Envelope, HookFailure, Outcome, Reply, Session};
 
 /// What a hook returns: an [`Outcome`], or an error that the server answers with
 /// aiosmtpd's `500 Error: (kind) message` (or [`Handler::handle_exception`]'s reply).
@@ -251,6 +251,47 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<Output = HookResult> + Send {
         let _ = (session, envelope, address);
         async { Ok(Outcome::Default) }
+    }
+
+    /// `AUTH PLAIN` / `AUTH LOGIN` credentials (aiosmtpd's `authenticator`).
+    /// Default: refuse (`535 5.7.8 Authentication credentials invalid`), as
+    /// aiosmtpd without an authenticator. On success the engine records
+    /// `session.authenticated`, `auth_mechanism` and `auth_identity`; set
+    /// `session.auth_data` here to attach your own data. See
+    /// [`crate::server::Authenticator`] for a handler-independent authenticator.
+    fn handle_auth(
+        &self,
+        session: &mut Session,
+        envelope: &mut Envelope,
+        mechanism: &str,
+        login: &[u8],
+        password: &[u8],
+    ) -> impl Future<Output = Result<AuthResult, HandlerError>> + Send {
+        let _ = (session, envelope, mechanism, login, password);
+        async { Ok(AuthResult::Failure(None)) }
+    }
+
+    /// Extra SASL mechanisms this handler offers besides PLAIN and LOGIN
+    /// (uppercase names). Each AUTH exchange for them runs through
+    /// [`Handler::handle_auth_step`].
+    fn auth_mechanisms(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// One step of a custom mechanism: `step` 0 is the AUTH command (`response` =
+    /// its initial response, if any), then one step per client response. Return
+    /// `AuthResult::Challenge(bytes)` to send `334 base64(bytes)`, or success or
+    /// failure. `state` is scratch space kept for the exchange. Default: refuse.
+    fn handle_auth_step(
+        &self,
+        session: &mut Session,
+        mechanism: &str,
+        step: u32,
+        response: Option<&[u8]>,
+        state: &mut Vec<u8>,
+    ) -> impl Future<Output = Result<AuthResult, HandlerError>> + Send {
+        let _ = (session, mechanism, step, response, state);
+        async { Ok(AuthResult::Failure(None)) }
     }
 
     /// A hook failed. Return the reply to send, or `None` for aiosmtpd's

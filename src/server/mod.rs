@@ -3,12 +3,15 @@
 //! the small [`Runtime`] trait through which tokio, smol and async-std enter.
 
 mod accept;
+mod auth;
 mod controller;
 mod driver;
 mod handler;
 mod runtime;
 mod shutdown;
+mod tls;
 
+pub use auth::{AuthFileError, Authenticated, Authenticator, FileAuthenticator, SaslMechanism};
 pub use controller::{
     BindTarget, DEFAULT_READY_TIMEOUT, LocalController, READY_TIMEOUT_ENV, ServerError, Tcp,
     ThreadedController, Unix, controller_config, default_server_hostname, get_localhost,
@@ -16,6 +19,7 @@ pub use controller::{
 pub use handler::{Handler, HandlerError, HookResult};
 pub use runtime::{AsyncTimer, BoxFuture, BoxStream, Listener, Runtime, Stream};
 pub use shutdown::{Signal, Wait};
+pub use tls::{TlsError, TlsSettings, server_config_from_pem};
 
 use std::sync::Arc;
 
@@ -29,9 +33,40 @@ pub async fn serve_listeners<H: Handler>(
     listeners: Vec<Box<dyn Listener>>,
     handler: Arc<H>,
     config: Config,
+    tls: TlsSettings,
     shutdown: Signal,
 ) {
-    accept::accept_loop(runtime, listeners, handler, Arc::new(config), shutdown).await
+    let config = effective_config(config, &tls, &*handler);
+    accept::accept_loop(
+        runtime,
+        listeners,
+        handler,
+        Arc::new(config),
+        Arc::new(tls),
+        shutdown,
+    )
+    .await
+}
+
+/// The engine configuration a server runs with: STARTTLS offered exactly when a
+/// STARTTLS certificate is configured, and the handler's extra SASL mechanisms
+/// added to the AUTH list.
+pub(crate) fn effective_config<H: Handler>(
+    mut config: Config,
+    tls: &TlsSettings,
+    handler: &H,
+) -> Config {
+    config.starttls = tls.starttls.is_some();
+    if !config.starttls {
+        config.require_starttls = false;
+    }
+    for name in handler.auth_mechanisms() {
+        let name = name.to_ascii_uppercase();
+        if !config.auth_mechanisms.contains(&name) {
+            config.auth_mechanisms.push(name);
+        }
+    }
+    config
 }
 
 /// Serves `listener` on `runtime` until `shutdown` completes (see
@@ -41,6 +76,7 @@ pub async fn serve_until<R: Runtime, H: Handler>(
     listener: Box<dyn Listener>,
     handler: H,
     config: Config,
+    tls: TlsSettings,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let signal = Signal::new();
@@ -54,6 +90,7 @@ pub async fn serve_until<R: Runtime, H: Handler>(
         vec![listener],
         Arc::new(handler),
         config,
+        tls,
         signal,
     )
     .await
