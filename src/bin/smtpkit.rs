@@ -99,8 +99,9 @@ struct Args {
     no_auth_require_tls: bool,
 
     /// The async runtime to serve on: tokio (default), smol or async-std (the
-    /// latter two when built with features runtime-smol / runtime-async-std).
-    #[arg(long = "runtime", value_name = "RUNTIME", default_value = "tokio",
+    /// latter two when built with features runtime-smol / runtime-async-std);
+    /// the environment variable SMTPKIT_RUNTIME sets the default.
+    #[arg(long = "runtime", value_name = "RUNTIME", default_value = "tokio", env = "SMTPKIT_RUNTIME",
           value_parser = ["tokio", "smol", "async-std"])]
     runtime: String,
 

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::address::{ParsedPath, parse_path};
+use super::address::{ParsedPath, parse_path_checked};
 use super::auth;
 use super::command::{self, HELP_LIST, HELP_LIST_TLS, Verb};
 use super::data::{DataDecoder, DataError};
@@ -819,7 +819,13 @@ impl Connection {
                 let Some(arg) = arg else {
                     return self.syntax_error(verb);
                 };
-                match parse_path(arg) {
+                let parsed = match parse_path_checked(arg) {
+                    Ok(p) => p,
+                    // Python raised something other than HeaderParseError: aiosmtpd's
+                    // generic exception reply.
+                    Err(exc) => return self.push(500, &exc.to_string()),
+                };
+                match parsed {
                     ParsedPath::Address { addr, .. } if !self.local_part_too_long(&addr) => {
                         self.pending = Some(Ask::Vrfy { address: addr });
                     }
@@ -883,7 +889,14 @@ impl Connection {
             self.syntax_error(verb);
             return None;
         };
-        let (addr, params) = match parse_path(rest) {
+        let parsed = match parse_path_checked(rest) {
+            Ok(p) => p,
+            Err(exc) => {
+                self.push(500, &exc.to_string());
+                return None;
+            }
+        };
+        let (addr, params) = match parsed {
             ParsedPath::Malformed => {
                 self.push(553, "5.1.3 Error: malformed address");
                 return None;
@@ -1039,7 +1052,7 @@ impl Connection {
         };
         // RFC 4954: mechanism names are case-insensitive (aiosmtpd: case-sensitive).
         let mechanism = first.to_ascii_uppercase();
-        if !self.config.auth_mechanisms.iter().any(|m| *m == mechanism) {
+        if !self.config.auth_mechanisms.contains(&mechanism) {
             return self.push(504, "5.5.4 Unrecognized authentication type");
         }
         let initial = match args.get(1) {
