@@ -270,3 +270,69 @@ fn postfix_smtp_source() {
         assert!(flat.chars().all(|c| c == 'X' || c.is_ascii_digit()));
     }
 }
+
+/// Postfix's `smtp-source -L` (LMTP) delivers 1,000 messages with 3 recipients each
+/// over 5 sessions; it checks one reply per recipient after each message (RFC 2033),
+/// and every message reaches the handler.
+#[test]
+fn postfix_smtp_source_lmtp() {
+    if !have("smtp-source") {
+        return;
+    }
+    let tool = if Path::new("/usr/sbin/smtp-source").exists() {
+        "/usr/sbin/smtp-source"
+    } else {
+        "smtp-source"
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(BIN)
+        .args([
+            "-n",
+            "--lmtp",
+            "-l",
+            &format!("127.0.0.1:{port}"),
+            "-c",
+            "debugging",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "smtpkit did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = Command::new(tool)
+        .args(["-L", "-s", "5", "-m", "1000", "-r", "3", "-l", "200"])
+        .args(["-f", "anne@example.com", "-t", "bart@example.com"])
+        .arg(format!("127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+    let _ = child.wait();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout
+            .matches("---------- MESSAGE FOLLOWS ----------")
+            .count(),
+        1000
+    );
+}

@@ -41,7 +41,7 @@ struct Args {
 
     /// Restrict messages to SIZE bytes (RFC 1870 SIZE; 0: no limit). Default: no
     /// limit, as aiosmtpd's CLI; 33554432 (aiosmtpd's library default) with
-    /// --unix or --auth-file, which aiosmtpd offers only through its library.
+    /// --unix, --auth-file or --lmtp, which aiosmtpd offers only through its library.
     #[arg(short = 's', long = "size", value_name = "SIZE")]
     size: Option<usize>,
 
@@ -97,6 +97,15 @@ struct Args {
     /// Allow AUTH before TLS (by default AUTH is offered only over TLS).
     #[arg(long = "no-auth-require-tls")]
     no_auth_require_tls: bool,
+
+    /// Expect a PROXY protocol header (v1 or v2) within SECONDS before the
+    /// greeting; every valid header is accepted.
+    #[arg(long = "proxy-protocol-timeout", value_name = "SECONDS")]
+    proxy_protocol_timeout: Option<f64>,
+
+    /// Speak LMTP (RFC 2033) instead of SMTP.
+    #[arg(long = "lmtp")]
+    lmtp: bool,
 
     /// The async runtime to serve on: tokio (default), smol or async-std (the
     /// latter two when built with features runtime-smol / runtime-async-std);
@@ -156,6 +165,14 @@ fn main() -> ExitCode {
     init_logging(args.debug);
     if let Err(e) = check_tls_args(&args) {
         return usage_error(&e);
+    }
+    if let Some(t) = args.proxy_protocol_timeout {
+        if !(t > 0.0 && t.is_finite()) {
+            return usage_error("proxy_protocol_timeout must be > 0");
+        }
+        if t < 3.0 {
+            tracing::warn!("proxy_protocol_timeout < 3.0");
+        }
     }
     let class = args
         .class
@@ -243,6 +260,10 @@ fn config(args: &Args) -> Config {
     .with_data_size_limit(args.size.or_else(|| default_size(args)))
     .with_smtputf8(args.smtputf8);
     config.auth_required = args.auth_required;
+    config.lmtp = args.lmtp;
+    config.proxy_protocol_timeout = args
+        .proxy_protocol_timeout
+        .map(std::time::Duration::from_secs_f64);
     config.auth_require_tls = !args.no_auth_require_tls;
     // aiosmtpd's CLI requires STARTTLS when given a certificate.
     config.require_starttls = !args.no_requiretls;
@@ -251,11 +272,15 @@ fn config(args: &Args) -> Config {
 
 /// The message size limit without `-s`. Used as `python -m aiosmtpd` (only flags
 /// aiosmtpd's CLI has), smtpkit keeps that CLI's default: no limit. The
-/// smtpkit-only features (`--unix`, `--auth-file`) are configurations aiosmtpd
+/// smtpkit-only features (`--unix`, `--auth-file`, `--lmtp`,
+/// `--proxy-protocol-timeout`) are configurations aiosmtpd
 /// offers only through its library (`Controller`, `SMTP`), whose default is
 /// 33554432 bytes; with them smtpkit takes the library's default.
 fn default_size(args: &Args) -> Option<usize> {
-    let library_only = args.unix.is_some() || args.auth_file.is_some();
+    let library_only = args.unix.is_some()
+        || args.auth_file.is_some()
+        || args.lmtp
+        || args.proxy_protocol_timeout.is_some();
     library_only.then_some(smtpkit::proto::DATA_SIZE_DEFAULT)
 }
 

@@ -1,5 +1,8 @@
 //! [`prepare_message`]: the stored form of a received message, as aiosmtpd's
 //! `MessageBase.prepare_message` followed by `Message.as_bytes()`.
+//! With the `message-handler` feature, also aiosmtpd's `Message` and
+//! `AsyncMessage` handlers: `Message` and `AsyncMessage` hand each
+//! prepared message, parsed, to a callback.
 
 use std::fmt::Write as _;
 
@@ -208,6 +211,272 @@ impl<'a> Iterator for Lines<'a> {
                 self.rest = &self.rest[i + ending..];
                 Some((line, true))
             }
+        }
+    }
+}
+
+#[cfg(feature = "message-handler")]
+pub use parsed::{AsyncMessage, Message, ReceivedMessage};
+
+/// aiosmtpd's `Message` and `AsyncMessage` handlers: the prepared message,
+/// parsed with mail-parser, handed to a callback.
+#[cfg(feature = "message-handler")]
+mod parsed {
+    use std::fmt;
+    use std::future::Future;
+
+    use mail_parser::MessageParser;
+
+    use super::prepare_message;
+    use crate::proto::{Envelope, Outcome, Session};
+    use crate::server::{Handler, HandlerError, HookResult};
+
+    /// Parses [`prepare_message`]'s bytes, lenient as mail-parser is.
+    fn parse(bytes: &[u8]) -> Result<mail_parser::Message<'_>, HandlerError> {
+        MessageParser::new().parse(bytes).ok_or_else(|| {
+            HandlerError::new("MessageParseError", "the message could not be parsed")
+        })
+    }
+
+    /// Hands every received message, parsed, to a callback and accepts it with
+    /// `250 OK`: aiosmtpd's `Message` handler, whose subclasses implement
+    /// `handle_message(message)`.
+    ///
+    /// The callback gets the message that aiosmtpd's `prepare_message` builds
+    /// (see [`prepare_message`]: the content with `X-Peer`, `X-MailFrom` and
+    /// `X-RcptTo` headers added) parsed by [mail-parser] (re-exported as
+    /// [`crate::handlers::mail_parser`]), and the session and envelope. When it
+    /// returns an error, the client gets aiosmtpd's `500 Error: (kind) message`
+    /// (or [`Handler::handle_exception`]'s reply) instead of `250 OK`.
+    ///
+    /// As in aiosmtpd, the callback runs inline, on the task serving the
+    /// connection: it should not block for long. Use [`AsyncMessage`] for work
+    /// that waits.
+    ///
+    /// ```no_run
+    /// use smtpkit::handlers::{Message, mail_parser};
+    /// use smtpkit::{Envelope, HandlerError, Session, tokio::Controller};
+    ///
+    /// let handler = Message::new(
+    ///     |msg: &mail_parser::Message<'_>, _: &Session, envelope: &Envelope| {
+    ///         println!("{:?} for {:?}", msg.subject(), envelope.rcpt_tos);
+    ///         println!("{}", msg.body_text(0).unwrap_or_default());
+    ///         Ok::<(), HandlerError>(())
+    ///     },
+    /// );
+    /// let mut controller = Controller::new(handler).with_port(8025);
+    /// controller.start().unwrap();
+    /// ```
+    ///
+    /// [mail-parser]: https://docs.rs/mail-parser
+    pub struct Message<F> {
+        callback: F,
+    }
+
+    impl<F> Message<F>
+    where
+        F: Fn(&mail_parser::Message<'_>, &Session, &Envelope) -> Result<(), HandlerError>
+            + Send
+            + Sync
+            + 'static,
+    {
+        /// A handler that calls `callback` with each parsed message.
+        pub fn new(callback: F) -> Self {
+            Message { callback }
+        }
+    }
+
+    impl<F> fmt::Debug for Message<F> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("Message").finish_non_exhaustive()
+        }
+    }
+
+    impl<F> Handler for Message<F>
+    where
+        F: Fn(&mail_parser::Message<'_>, &Session, &Envelope) -> Result<(), HandlerError>
+            + Send
+            + Sync
+            + 'static,
+    {
+        async fn handle_data(&self, session: &mut Session, envelope: &mut Envelope) -> HookResult {
+            let bytes = prepare_message(session, envelope);
+            let message = parse(&bytes)?;
+            (self.callback)(&message, session, envelope)?;
+            Ok(Outcome::Default)
+        }
+    }
+
+    /// A received message as [`AsyncMessage`]'s callback gets it: owned, so
+    /// the callback's future can keep it across awaits.
+    #[derive(Clone, Debug)]
+    pub struct ReceivedMessage {
+        /// The parsed message; `message.raw_message` holds the bytes of
+        /// [`prepare_message`] (also [`ReceivedMessage::raw`]).
+        pub message: mail_parser::Message<'static>,
+        /// The connection's session at the end of DATA.
+        pub session: Session,
+        /// The transaction's envelope (with the content as received).
+        pub envelope: Envelope,
+    }
+
+    impl ReceivedMessage {
+        /// The prepared message's bytes: the content with `X-Peer`,
+        /// `X-MailFrom` and `X-RcptTo` added, LF line endings.
+        pub fn raw(&self) -> &[u8] {
+            &self.message.raw_message
+        }
+    }
+
+    /// aiosmtpd's `AsyncMessage`: as [`Message`], with an async callback. The
+    /// callback receives an owned [`ReceivedMessage`] and the client gets
+    /// `250 OK` once the future it returns completes with `Ok` (an error gives
+    /// the `500` reply).
+    ///
+    /// ```no_run
+    /// use smtpkit::handlers::{AsyncMessage, ReceivedMessage};
+    /// use smtpkit::{HandlerError, tokio::Controller};
+    ///
+    /// let handler = AsyncMessage::new(|received: ReceivedMessage| async move {
+    ///     let subject = received.message.subject().unwrap_or_default().to_owned();
+    ///     // ... await a database, a queue, an HTTP call ...
+    ///     println!("{subject}: {} bytes", received.raw().len());
+    ///     Ok::<(), HandlerError>(())
+    /// });
+    /// let mut controller = Controller::new(handler).with_port(8025);
+    /// controller.start().unwrap();
+    /// ```
+    pub struct AsyncMessage<F> {
+        callback: F,
+    }
+
+    impl<F, Fut> AsyncMessage<F>
+    where
+        F: Fn(ReceivedMessage) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send,
+    {
+        /// A handler that calls `callback` with each parsed message and awaits
+        /// the future it returns.
+        pub fn new(callback: F) -> Self {
+            AsyncMessage { callback }
+        }
+    }
+
+    impl<F> fmt::Debug for AsyncMessage<F> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("AsyncMessage").finish_non_exhaustive()
+        }
+    }
+
+    impl<F, Fut> Handler for AsyncMessage<F>
+    where
+        F: Fn(ReceivedMessage) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send,
+    {
+        async fn handle_data(&self, session: &mut Session, envelope: &mut Envelope) -> HookResult {
+            let bytes = prepare_message(session, envelope);
+            let message = parse(&bytes)?.into_owned();
+            let received = ReceivedMessage {
+                message,
+                session: session.clone(),
+                envelope: envelope.clone(),
+            };
+            (self.callback)(received).await?;
+            Ok(Outcome::Default)
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use std::sync::{Arc, Mutex};
+
+        use futures_lite::future::block_on;
+
+        use super::*;
+        use crate::proto::Peer;
+
+        fn transaction() -> (Session, Envelope) {
+            let session = Session::new(Peer::Tcp("127.0.0.1:1234".parse().unwrap()));
+            let envelope = Envelope {
+                mail_from: Some("anne@example.com".into()),
+                rcpt_tos: vec!["bart@example.com".into()],
+                content: b"From: Anne <anne@example.com>\r\nSubject: hi\r\n\r\nHello\r\n".to_vec(),
+                ..Envelope::default()
+            };
+            (session, envelope)
+        }
+
+        #[test]
+        fn message_callback() {
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let sink = seen.clone();
+            let handler = Message::new(
+                move |msg: &mail_parser::Message<'_>, session: &Session, envelope: &Envelope| {
+                    sink.lock().unwrap().push((
+                        msg.subject().map(str::to_owned),
+                        msg.header("X-Peer")
+                            .and_then(|v| v.as_text())
+                            .map(str::to_owned),
+                        msg.header("X-RcptTo")
+                            .and_then(|v| v.as_text())
+                            .map(str::to_owned),
+                        msg.body_text(0).map(|b| b.into_owned()),
+                        session.peer.clone(),
+                        envelope.rcpt_tos.clone(),
+                    ));
+                    if msg.subject() == Some("fail") {
+                        return Err(HandlerError::new("Nope", "refused"));
+                    }
+                    Ok(())
+                },
+            );
+            let (mut session, mut envelope) = transaction();
+            let outcome = block_on(handler.handle_data(&mut session, &mut envelope)).unwrap();
+            assert_eq!(outcome, Outcome::Default);
+            let got = seen.lock().unwrap().clone();
+            assert_eq!(
+                got,
+                [(
+                    Some("hi".to_owned()),
+                    Some("('127.0.0.1', 1234)".to_owned()),
+                    Some("bart@example.com".to_owned()),
+                    Some("Hello\n".to_owned()),
+                    session.peer.clone(),
+                    vec!["bart@example.com".to_owned()],
+                )]
+            );
+
+            envelope.content = b"Subject: fail\r\n\r\nx\r\n".to_vec();
+            let error = block_on(handler.handle_data(&mut session, &mut envelope)).unwrap_err();
+            assert_eq!(error.to_string(), "(Nope) refused");
+        }
+
+        #[test]
+        fn async_message_callback() {
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let sink = seen.clone();
+            let handler = AsyncMessage::new(move |received: ReceivedMessage| {
+                let sink = sink.clone();
+                async move {
+                    sink.lock().unwrap().push(received);
+                    Ok(())
+                }
+            });
+            let (mut session, mut envelope) = transaction();
+            let outcome = block_on(handler.handle_data(&mut session, &mut envelope)).unwrap();
+            assert_eq!(outcome, Outcome::Default);
+            let got = seen.lock().unwrap().clone();
+            assert_eq!(got.len(), 1);
+            assert_eq!(got[0].raw(), prepare_message(&session, &envelope));
+            assert_eq!(got[0].message.subject(), Some("hi"));
+            assert_eq!(got[0].envelope, envelope);
+            assert_eq!(format!("{:?}", handler), "AsyncMessage { .. }");
+        }
+
+        #[test]
+        fn unparsable_message() {
+            let error = parse(b"").unwrap_err();
+            assert_eq!(error.kind(), "MessageParseError");
         }
     }
 }

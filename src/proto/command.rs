@@ -30,6 +30,8 @@ pub enum Verb {
     StartTls,
     /// `AUTH <mechanism>`
     Auth,
+    /// `LHLO hostname` (LMTP only)
+    Lhlo,
 }
 
 impl Verb {
@@ -49,6 +51,7 @@ impl Verb {
             b"HELP" => Verb::Help,
             b"STARTTLS" => Verb::StartTls,
             b"AUTH" => Verb::Auth,
+            b"LHLO" => Verb::Lhlo,
             _ => return None,
         })
     }
@@ -69,6 +72,7 @@ impl Verb {
             Verb::Help => "HELP",
             Verb::StartTls => "STARTTLS",
             Verb::Auth => "AUTH",
+            Verb::Lhlo => "LHLO",
         }
     }
 
@@ -87,6 +91,7 @@ impl Verb {
             Verb::Help => ("HELP [command]", ""),
             Verb::StartTls => ("STARTTLS", ""),
             Verb::Auth => ("AUTH <mechanism>", ""),
+            Verb::Lhlo => ("LHLO hostname", ""),
             Verb::Expn => return None,
         })
     }
@@ -94,6 +99,11 @@ impl Verb {
 
 /// Commands listed by HELP without TLS, sorted as aiosmtpd sorts them.
 pub(crate) const HELP_LIST: &str = "AUTH DATA EHLO HELO HELP MAIL NOOP QUIT RCPT RSET VRFY";
+/// Commands listed by HELP in LMTP mode.
+pub(crate) const HELP_LIST_LMTP: &str = "AUTH DATA HELP LHLO MAIL NOOP QUIT RCPT RSET VRFY";
+/// Commands listed by HELP in LMTP mode when STARTTLS is offered.
+pub(crate) const HELP_LIST_LMTP_TLS: &str =
+    "AUTH DATA HELP LHLO MAIL NOOP QUIT RCPT RSET STARTTLS VRFY";
 /// Commands listed by HELP when STARTTLS is offered.
 pub(crate) const HELP_LIST_TLS: &str =
     "AUTH DATA EHLO HELO HELP MAIL NOOP QUIT RCPT RSET STARTTLS VRFY";

@@ -111,6 +111,12 @@ pub struct Config {
     /// Answer `530 5.7.0 Authentication required` to MAIL, RCPT, DATA, VRFY and
     /// HELP until the client authenticated. Default false.
     pub auth_required: bool,
+    /// Speak LMTP (RFC 2033) instead of SMTP: LHLO instead of HELO/EHLO, and one
+    /// reply per accepted recipient after the message.
+    pub lmtp: bool,
+    /// Expect a PROXY protocol header (v1 or v2) within this time before the
+    /// greeting (aiosmtpd's `proxy_protocol_timeout`); `None`: no PROXY protocol.
+    pub proxy_protocol_timeout: Option<Duration>,
 }
 
 impl Config {
@@ -132,6 +138,8 @@ impl Config {
             auth_mechanisms: vec!["LOGIN".to_owned(), "PLAIN".to_owned()],
             auth_require_tls: true,
             auth_required: false,
+            lmtp: false,
+            proxy_protocol_timeout: None,
         }
     }
 

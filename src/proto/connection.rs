@@ -6,10 +6,11 @@ use std::time::Instant;
 
 use super::address::{ParsedPath, parse_path_checked};
 use super::auth;
-use super::command::{self, HELP_LIST, HELP_LIST_TLS, Verb};
+use super::command::{self, HELP_LIST, HELP_LIST_LMTP, HELP_LIST_LMTP_TLS, HELP_LIST_TLS, Verb};
 use super::data::{DataDecoder, DataError};
 use super::outcome::{AuthResult, Decision, HookFailure, Outcome};
 use super::params::{self, ParamError};
+use super::proxy::{ProxyParse, parse_proxy_header};
 use super::reply::{encode_lines, push_line};
 use super::{Config, Envelope, Peer, Reply, Session, TlsInfo};
 
@@ -61,6 +62,13 @@ pub enum Ask {
     },
     /// The message is complete (`Envelope::content` holds it).
     Data,
+    /// A valid PROXY header arrived (`session.proxy_data`): accept it
+    /// (`Outcome::Default`/`Accept`: the greeting follows), or refuse it
+    /// (`Outcome::Reply(r)`: `r` is sent and the connection closes).
+    Proxy,
+    /// LMTP: the message is complete; answer with one outcome per recipient
+    /// ([`Decision::Recipients`]) or one for all.
+    LmtpData,
     /// `RSET` (the envelope is already reset).
     Rset,
     /// `NOOP [arg]`.
@@ -144,6 +152,8 @@ pub enum Action<'a> {
 }
 
 enum Mode {
+    /// Waiting for the PROXY protocol header.
+    Proxy,
     /// Reading command lines; `discarding` while skipping an over-long line.
     Command { discarding: bool },
     /// Reading a message body.
@@ -162,7 +172,9 @@ enum AuthWait {
 }
 
 /// The commands allowed before STARTTLS when it is required (aiosmtpd's set).
-const ALLOWED_BEFORE_STARTTLS: [&[u8]; 4] = [b"NOOP", b"EHLO", b"STARTTLS", b"QUIT"];
+/// LHLO is LMTP's EHLO (aiosmtpd blocks it, so LMTP with required STARTTLS could
+/// never start).
+const ALLOWED_BEFORE_STARTTLS: [&[u8]; 5] = [b"NOOP", b"EHLO", b"LHLO", b"STARTTLS", b"QUIT"];
 
 /// One SMTP session, sans I/O: bytes, time and decisions in; replies, hook calls,
 /// body chunks and close out.
@@ -231,14 +243,23 @@ impl Connection {
             closing: false,
             closed: false,
             peer_closed: false,
-            deadline: now + config.timeout,
+            deadline: now + config.proxy_protocol_timeout.unwrap_or(config.timeout),
             bogus_budget: config.bogus_limit,
             call_counts: Vec::new(),
             config,
         };
-        let greeting = format!("{} {}", conn.config.hostname, conn.config.ident);
-        conn.push(220, &greeting);
+        if conn.config.proxy_protocol_timeout.is_some() {
+            // No greeting until a PROXY header has been accepted.
+            conn.mode = Mode::Proxy;
+        } else {
+            conn.push_greeting();
+        }
         conn
+    }
+
+    fn push_greeting(&mut self) {
+        let greeting = format!("{} {}", self.config.hostname, self.config.ident);
+        self.push(220, &greeting);
     }
 
     /// Marks the connection as TLS from the start (implicit TLS, SMTPS). Call it
@@ -259,6 +280,7 @@ impl Connection {
         self.awaiting_tls = false;
         let mut session = Session::new(self.session.peer.clone());
         session.tls = Some(info);
+        session.proxy_data = self.session.proxy_data.take();
         self.session = session;
         self.envelope = Envelope::default();
         self.mode = Mode::Command { discarding: false };
@@ -331,6 +353,11 @@ impl Connection {
         if self.closing || self.closed || self.pending.is_some() || now < self.deadline {
             return;
         }
+        if matches!(self.mode, Mode::Proxy) {
+            // aiosmtpd closes silently when the PROXY header does not come in time.
+            self.closing = true;
+            return;
+        }
         let text = format!("4.4.2 {} Error: timeout exceeded", self.config.hostname);
         self.push(421, &text);
         self.closing = true;
@@ -377,14 +404,39 @@ impl Connection {
                     self.process(now);
                     return Ok(());
                 }
+                Decision::Recipients(_) => AuthResult::Failure(None),
             };
             self.finish_auth(ask, result);
             self.deadline = now + self.config.timeout;
             self.process(now);
             return Ok(());
         }
+        if matches!(ask, Ask::Proxy) {
+            match decision {
+                Decision::Outcome(Outcome::Default | Outcome::Accept(_))
+                | Decision::Auth(AuthResult::Success(_)) => {
+                    self.mode = Mode::Command { discarding: false };
+                    self.push_greeting();
+                }
+                Decision::Outcome(Outcome::Reply(r)) => {
+                    self.push_reply(&r);
+                    self.closing = true;
+                }
+                _ => self.closing = true,
+            }
+            self.deadline = now + self.config.timeout;
+            self.process(now);
+            return Ok(());
+        }
+        if matches!(ask, Ask::LmtpData) {
+            self.finish_lmtp_data(decision);
+            self.deadline = now + self.config.timeout;
+            self.process(now);
+            return Ok(());
+        }
         let outcome = match decision {
             Decision::Outcome(o) => o,
+            Decision::Recipients(v) => v.into_iter().next().unwrap_or_default(),
             Decision::Auth(AuthResult::Success(r)) => r.map_or(Outcome::Default, Outcome::Accept),
             Decision::Auth(AuthResult::Failure(Some(r))) => Outcome::Reply(r),
             Decision::Auth(_) => Outcome::Default,
@@ -467,7 +519,7 @@ impl Connection {
                 ),
                 &mut self.output,
             ),
-            Ask::Auth { .. } | Ask::AuthStep { .. } => {}
+            Ask::Auth { .. } | Ask::AuthStep { .. } | Ask::LmtpData | Ask::Proxy => {}
         }
         self.deadline = now + self.config.timeout;
         self.process(now);
@@ -541,6 +593,19 @@ impl Connection {
         while !self.blocked() && self.input_pos < input.len() {
             let avail = &input[self.input_pos..];
             match &mut self.mode {
+                Mode::Proxy => match parse_proxy_header(avail) {
+                    ProxyParse::Partial => break,
+                    ProxyParse::Done { data, consumed } => {
+                        self.input_pos += consumed;
+                        if data.is_valid() {
+                            self.session.proxy_data = Some(data);
+                            self.pending = Some(Ask::Proxy);
+                        } else {
+                            // aiosmtpd closes silently on an invalid header.
+                            self.closing = true;
+                        }
+                    }
+                },
                 Mode::Auth(_) => match memchr::memchr(b'\n', avail) {
                     Some(i) => {
                         self.input_pos += i + 1;
@@ -594,6 +659,7 @@ impl Connection {
                                 self.push(552, "Error: Too much mail data");
                                 self.envelope = Envelope::default();
                             }
+                            None if self.config.lmtp => self.pending = Some(Ask::LmtpData),
                             None => self.pending = Some(Ask::Data),
                         }
                     } else {
@@ -691,7 +757,21 @@ impl Connection {
             }
             *used += 1;
         }
-        let Some(verb) = Verb::from_upper(&word) else {
+        let verb = match Verb::from_upper(&word) {
+            // LMTP: HELO and EHLO exist but are refused (aiosmtpd: no bogus count);
+            // LHLO does not exist in SMTP.
+            Some(Verb::Helo | Verb::Ehlo) if self.config.lmtp => {
+                return push_line(
+                    500,
+                    b' ',
+                    &[b"Error: command \"", &word, b"\" not recognized"],
+                    &mut self.output,
+                );
+            }
+            Some(Verb::Lhlo) if !self.config.lmtp => None,
+            v => v,
+        };
+        let Some(verb) = verb else {
             self.bogus_budget = self.bogus_budget.saturating_sub(1);
             if self.bogus_budget < 1 {
                 self.push(502, "5.5.1 Too many unrecognized commands, goodbye.");
@@ -746,9 +826,10 @@ impl Connection {
                     hostname: hostname.to_owned(),
                 });
             }
-            Verb::Ehlo => {
+            Verb::Ehlo | Verb::Lhlo => {
                 let Some(hostname) = arg else {
-                    return self.syntax_error(verb);
+                    // aiosmtpd's LHLO is its EHLO, syntax text included.
+                    return self.syntax_error(Verb::Ehlo);
                 };
                 self.reset_envelope();
                 self.session.extended_smtp = true;
@@ -982,8 +1063,14 @@ impl Connection {
         if let Some(arg) = arg {
             let upper = arg.to_uppercase();
             let starttls = self.config.starttls;
+            let lmtp = self.config.lmtp;
             if let Some((text, ext)) = Verb::from_upper(upper.as_bytes())
                 .filter(|v| *v != Verb::StartTls || starttls)
+                .filter(|v| match v {
+                    Verb::Lhlo => lmtp,
+                    Verb::Helo | Verb::Ehlo => !lmtp,
+                    _ => true,
+                })
                 .and_then(Verb::syntax)
             {
                 let ext = if self.session.extended_smtp { ext } else { "" };
@@ -997,10 +1084,11 @@ impl Connection {
             }
             code = 501;
         }
-        let list = if self.config.starttls {
-            HELP_LIST_TLS
-        } else {
-            HELP_LIST
+        let list = match (self.config.lmtp, self.config.starttls) {
+            (false, false) => HELP_LIST,
+            (false, true) => HELP_LIST_TLS,
+            (true, false) => HELP_LIST_LMTP,
+            (true, true) => HELP_LIST_LMTP_TLS,
         };
         push_line(
             code,
@@ -1008,6 +1096,43 @@ impl Connection {
             &[b"Supported commands: ", list.as_bytes()],
             &mut self.output,
         );
+    }
+
+    /// RFC 2033: one reply per accepted recipient after an LMTP message (aiosmtpd
+    /// sends one for all, issue #517).
+    fn finish_lmtp_data(&mut self, decision: Decision) {
+        let n = self.envelope.rcpt_tos.len().max(1);
+        match decision {
+            Decision::Failed(f) => {
+                for _ in 0..n {
+                    self.push_failure(&f);
+                }
+            }
+            Decision::Recipients(outcomes) => {
+                for i in 0..n {
+                    let o = outcomes.get(i).or(outcomes.last());
+                    self.push_data_outcome(o);
+                }
+            }
+            Decision::Outcome(o) => {
+                for _ in 0..n {
+                    self.push_data_outcome(Some(&o));
+                }
+            }
+            Decision::Auth(_) => {
+                for _ in 0..n {
+                    self.push(250, "OK");
+                }
+            }
+        }
+        self.envelope = Envelope::default();
+    }
+
+    fn push_data_outcome(&mut self, outcome: Option<&Outcome>) {
+        match outcome {
+            Some(Outcome::Accept(r) | Outcome::Reply(r)) => self.push_reply(r),
+            Some(Outcome::Default) | None => self.push(250, "OK"),
+        }
     }
 
     /// aiosmtpd's `check_auth_needed`.

@@ -15,6 +15,7 @@ mod connection;
 mod data;
 mod outcome;
 mod params;
+mod proxy;
 mod reply;
 mod session;
 
@@ -24,6 +25,10 @@ pub use config::{BOGUS_LIMIT, CALL_LIMIT_DEFAULT, CallLimits, Config, DATA_SIZE_
 pub use connection::{Action, Ask, BodyChunk, Connection, Error, HookCall};
 pub use data::{DataDecoder, DataError, Progress};
 pub use outcome::{AuthResult, Decision, HookFailure, Outcome};
+pub use proxy::{
+    PROXY_V1_MAX_LEN, PROXY_V2_SIGNATURE, ProxyAddr, ProxyCommand, ProxyData, ProxyFamily,
+    ProxyParse, ProxyProtocol, ProxyTlvs, parse_proxy_header, parse_proxy_header_eof,
+};
 pub use reply::Reply;
 pub use session::{AuthData, Envelope, Peer, Session, TlsInfo};
 

@@ -80,6 +80,9 @@ pub enum Decision {
     Failed(HookFailure),
     /// An authenticator's answer.
     Auth(AuthResult),
+    /// LMTP: one outcome per accepted recipient, in RCPT order (the last one is
+    /// repeated for recipients beyond the list).
+    Recipients(Vec<Outcome>),
 }
 
 impl From<Outcome> for Decision {

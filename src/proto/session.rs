@@ -98,6 +98,9 @@ pub struct Session {
     pub auth_data: Option<AuthData>,
     /// The TLS layer, after STARTTLS or on an implicit-TLS listener.
     pub tls: Option<TlsInfo>,
+    /// The PROXY protocol header the connection started with (kept across
+    /// STARTTLS, unlike aiosmtpd #287). `peer` stays the proxy's address.
+    pub proxy_data: Option<super::ProxyData>,
 }
 
 impl Session {
@@ -112,6 +115,7 @@ impl Session {
             auth_identity: None,
             auth_data: None,
             tls: None,
+            proxy_data: None,
         }
     }
 }

@@ -3597,3 +3597,1237 @@ impl JsonParser<'_> {
         String::from_utf8(out).map_err(|e| format!("invalid UTF-8 in string: {e}"))
     }
 }
+
+// ---------------------------------------------------------------------------
+// AUTH (RFC 4954) and STARTTLS (RFC 3207)
+// ---------------------------------------------------------------------------
+//
+// Spec: aiosmtpd-behaviour.md sections 6 and 7, with the deliberate differences:
+// implicit TLS counts as TLS (AUTH offered there), a second STARTTLS inside TLS
+// gets `554 5.5.1 Error: TLS already active`, mechanism names are
+// case-insensitive, and `AUTH PLAIN =` is an empty initial response.
+
+use super::{AuthResult, TlsInfo};
+
+const EHLO_AUTH: [&str; 4] = [
+    "250-mx.example",
+    "250-8BITMIME",
+    "250-AUTH LOGIN PLAIN",
+    "250 HELP",
+];
+const EHLO_STARTTLS: [&str; 4] = ["250-mx.example", "250-8BITMIME", "250-STARTTLS", "250 HELP"];
+const AUTH_OK: &str = "235 2.7.0 Authentication successful";
+const AUTH_INVALID: &str = "535 5.7.8 Authentication credentials invalid";
+const AUTH_ABORTED: &str = "501 5.7.0 Auth aborted";
+const CANT_DECODE: &str = "501 5.5.2 Can't decode base64";
+const CANT_SPLIT: &str = "501 5.5.2 Can't split auth value";
+const LOGIN_USER: &str = "334 VXNlciBOYW1lAA==";
+const LOGIN_PASSWORD: &str = "334 UGFzc3dvcmQA";
+const ENCRYPTION_REQUIRED: &str =
+    "538 5.7.11 Encryption required for requested authentication mechanism";
+const UNRECOGNIZED_MECH: &str = "504 5.5.4 Unrecognized authentication type";
+const READY_TLS: &str = "220 Ready to start TLS";
+const TLS_ACTIVE: &str = "554 5.5.1 Error: TLS already active";
+const MUST_STARTTLS: &str = "530 Must issue a STARTTLS command first";
+const AUTH_REQUIRED: &str = "530 5.7.0 Authentication required";
+/// Written into the trace where the driver ran the handshake [`Action::StartTls`]
+/// asked for (not a reply: it marks the point after which the client speaks TLS).
+const HANDSHAKE: &str = "[TLS handshake]";
+
+/// Standard base64, independent of the engine's encoder.
+fn b64(data: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
+/// Standard base64 decoding, independent of the engine's decoder.
+fn unb64(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .expect("valid base64")
+}
+
+/// `AUTH PLAIN` initial response for aiosmtpd's test user.
+fn plain_good() -> String {
+    b64(b"\0goodlogin\0goodpasswd")
+}
+
+/// AUTH offered without TLS (so the plain harness can drive it).
+fn auth_config() -> Config {
+    let mut config = plain();
+    config.auth_require_tls = false;
+    config
+}
+
+/// STARTTLS offered.
+fn starttls_config() -> Config {
+    let mut config = plain();
+    config.starttls = true;
+    config
+}
+
+fn tls_info() -> TlsInfo {
+    TlsInfo {
+        protocol_version: "TLSv1_3".to_owned(),
+        cipher_suite: "TLS13_AES_128_GCM_SHA256".to_owned(),
+        sni: Some("mx.example".to_owned()),
+        peer_certificates: Vec::new(),
+    }
+}
+
+/// `X-TWO-ROUNDS`: challenge `first`, expect `one`, challenge `second`, expect `two`.
+fn two_rounds(step: u32, response: Option<&[u8]>) -> AuthResult {
+    match (step, response) {
+        (0, None) => AuthResult::Challenge(b"first".to_vec()),
+        (1, Some(b"one")) => AuthResult::Challenge(b"second".to_vec()),
+        (2, Some(b"two")) => AuthResult::Success(None),
+        _ => AuthResult::Failure(None),
+    }
+}
+
+/// Accepts goodlogin/goodpasswd (aiosmtpd's test user) and runs `X-TWO-ROUNDS`.
+fn auth_responder() -> Responder {
+    Box::new(|ask, _, _| match ask {
+        Ask::Auth {
+            login, password, ..
+        } => {
+            if login.as_slice() == b"goodlogin" && password.as_slice() == b"goodpasswd" {
+                AuthResult::Success(None).into()
+            } else {
+                AuthResult::Failure(None).into()
+            }
+        }
+        Ask::AuthStep { step, response, .. } => two_rounds(*step, response.as_deref()).into(),
+        _ => Decision::Outcome(Outcome::Default),
+    })
+}
+
+/// One command line (+ CRLF) per input piece, hooks answered by [`auth_responder`].
+#[track_caller]
+fn auth_session(config: Config, commands: &[&str], replies: &[&str]) -> Trace {
+    let lines: Vec<Vec<u8>> = commands
+        .iter()
+        .map(|c| format!("{c}\r\n").into_bytes())
+        .collect();
+    let pieces: Vec<&[u8]> = lines.iter().map(Vec::as_slice).collect();
+    let mut script = Script::new(config);
+    script.responder = &auth_responder;
+    script.transcript(&pieces, replies)
+}
+
+/// The `Ask::Auth` calls of a trace as (mechanism, login, password).
+fn auth_asks(trace: &Trace) -> Vec<(String, String, String)> {
+    let s = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    trace
+        .asks
+        .iter()
+        .filter_map(|a| match a {
+            Ask::Auth {
+                mechanism,
+                login,
+                password,
+            } => Some((mechanism.clone(), s(login), s(password))),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `ehlo` followed by `rest`.
+fn with_ehlo<'a>(ehlo: &[&'a str], rest: &[&'a str]) -> Vec<&'a str> {
+    ehlo.iter().chain(rest).copied().collect()
+}
+
+/// A driver that also performs the TLS handshakes the engine asks for: at
+/// [`Action::StartTls`] it writes [`HANDSHAKE`] into the trace and stops until
+/// [`TlsDriver::handshake`]; plaintext sent in between fails the test.
+struct TlsDriver {
+    d: Driver,
+    handshake_pending: bool,
+}
+
+impl TlsDriver {
+    fn new(config: Config, responder: Responder, implicit_tls: bool) -> Self {
+        let now = Instant::now();
+        let mut conn = Connection::new(Arc::new(config), Peer::Unknown, now);
+        if implicit_tls {
+            conn = conn.with_tls(tls_info());
+        }
+        let mut driver = TlsDriver {
+            d: Driver {
+                conn,
+                now,
+                responder,
+                trace: Trace::default(),
+            },
+            handshake_pending: false,
+        };
+        driver.drain();
+        driver
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        if self.d.trace.closed {
+            return;
+        }
+        self.d
+            .conn
+            .handle_input(self.d.now, bytes)
+            .expect("input before Close is accepted");
+        self.drain();
+    }
+
+    /// The handshake succeeded.
+    fn handshake(&mut self) {
+        assert!(self.handshake_pending, "no handshake was asked for");
+        self.handshake_pending = false;
+        self.d
+            .conn
+            .handle_tls_established(self.d.now, tls_info())
+            .expect("a handshake is pending");
+        self.drain();
+    }
+
+    fn drain(&mut self) {
+        loop {
+            let decision = match self.d.conn.poll_action() {
+                None => break,
+                Some(Action::StartTls) => {
+                    assert!(!self.d.trace.closed, "StartTls after Close");
+                    assert!(!self.handshake_pending, "StartTls twice");
+                    self.handshake_pending = true;
+                    self.d.trace.out.extend_from_slice(HANDSHAKE.as_bytes());
+                    self.d.trace.out.extend_from_slice(b"\r\n");
+                    None
+                }
+                Some(Action::Send(bytes)) => {
+                    assert!(!self.d.trace.closed, "Send after Close");
+                    assert!(
+                        !self.handshake_pending,
+                        "plaintext sent while the handshake is pending: {}",
+                        show(bytes, 200)
+                    );
+                    self.d.trace.out.extend_from_slice(bytes);
+                    self.d.trace.sends += 1;
+                    None
+                }
+                Some(Action::Body(chunk)) => {
+                    assert!(
+                        !self.handshake_pending,
+                        "body while the handshake is pending"
+                    );
+                    chunk.envelope.content.extend_from_slice(chunk.chunk);
+                    None
+                }
+                Some(Action::Hook(call)) => {
+                    assert!(
+                        !self.handshake_pending,
+                        "hook while the handshake is pending"
+                    );
+                    if matches!(call.ask, Ask::Data) {
+                        self.d.trace.messages.push(call.envelope.clone());
+                    }
+                    self.d.trace.asks.push(call.ask.clone());
+                    Some((self.d.responder)(call.ask, call.session, call.envelope))
+                }
+                Some(Action::Close) => {
+                    assert!(!self.d.trace.closed, "Close returned twice");
+                    self.d.trace.closed = true;
+                    None
+                }
+            };
+            if let Some(decision) = decision {
+                self.d
+                    .conn
+                    .handle_decision(self.d.now, decision)
+                    .expect("a hook call is pending");
+            }
+        }
+    }
+}
+
+/// A transcript in two phases: `before` is fed in plaintext (every piece, even
+/// after the engine asked for the handshake, as if a careless driver kept
+/// reading), then the handshake completes, then `after` is fed "over TLS".
+struct TlsScript {
+    config: Config,
+    implicit_tls: bool,
+}
+
+impl TlsScript {
+    fn new(config: Config) -> Self {
+        TlsScript {
+            config,
+            implicit_tls: false,
+        }
+    }
+
+    fn implicit(config: Config) -> Self {
+        TlsScript {
+            config,
+            implicit_tls: true,
+        }
+    }
+
+    fn drive_full(&self, before: &[&[u8]], after: &[&[u8]]) -> TlsDriver {
+        let mut driver = TlsDriver::new(self.config.clone(), auth_responder(), self.implicit_tls);
+        for piece in before {
+            driver.feed(piece);
+        }
+        if driver.handshake_pending {
+            driver.handshake();
+        }
+        for piece in after {
+            driver.feed(piece);
+        }
+        driver
+    }
+
+    fn drive(&self, before: &[&[u8]], after: &[&[u8]]) -> Trace {
+        self.drive_full(before, after).d.trace
+    }
+
+    /// Runs `before`/`after` whole, asserts `replies` (with [`HANDSHAKE`] where
+    /// the handshake ran), then the same output for every split of either phase
+    /// and byte-by-byte feeding.
+    #[track_caller]
+    fn transcript(&self, before: &[u8], after: &[u8], replies: &[&str]) -> Trace {
+        let reference = self.drive(&[before], &[after]);
+        assert_replies(&reference.out, replies);
+        let check = |label: &str, b: &[&[u8]], a: &[&[u8]]| {
+            let trace = self.drive(b, a);
+            if trace.observable() != reference.observable() {
+                panic!(
+                    "output depends on how the input is split ({label})\n  before: {}\n  after: {}\n  reference:\n{}\n  got:\n{}\n  reference asks: {:?}\n  got asks: {:?}",
+                    show(before, 300),
+                    show(after, 300),
+                    show_wire(&reference.out),
+                    show_wire(&trace.out),
+                    reference.asks,
+                    trace.asks,
+                );
+            }
+        };
+        for k in 1..before.len() {
+            check(
+                &format!("before split at {k}"),
+                &[&before[..k], &before[k..]],
+                &[after],
+            );
+        }
+        for k in 1..after.len() {
+            check(
+                &format!("after split at {k}"),
+                &[before],
+                &[&after[..k], &after[k..]],
+            );
+        }
+        let b: Vec<&[u8]> = before.chunks(1).collect();
+        let a: Vec<&[u8]> = after.chunks(1).collect();
+        check("byte by byte", &b, &a);
+        reference
+    }
+}
+
+/// Command lines joined with CRLF (and a final CRLF).
+fn crlf(commands: &[&str]) -> Vec<u8> {
+    commands
+        .iter()
+        .flat_map(|c| format!("{c}\r\n").into_bytes())
+        .collect()
+}
+
+#[test]
+fn auth_plain_with_initial_response() {
+    let good = format!("AUTH PLAIN {}", plain_good());
+    let bad = format!("AUTH PLAIN {}", b64(b"\0goodlogin\0badpasswd"));
+    let trace = auth_session(
+        auth_config(),
+        &[
+            "EHLO example.com",
+            &bad,
+            &bad,
+            &good,
+            "MAIL FROM:<anne@example.com>",
+        ],
+        &with_ehlo(&EHLO_AUTH, &[AUTH_INVALID, AUTH_INVALID, AUTH_OK, "250 OK"]),
+    );
+    let wrong = (
+        "PLAIN".to_owned(),
+        "goodlogin".to_owned(),
+        "badpasswd".to_owned(),
+    );
+    let right = (
+        "PLAIN".to_owned(),
+        "goodlogin".to_owned(),
+        "goodpasswd".to_owned(),
+    );
+    assert_eq!(auth_asks(&trace), [wrong.clone(), wrong, right]);
+
+    // The session records who authenticated how; the authzid is ignored.
+    let mut driver = Driver::with_responder(auth_config(), auth_responder());
+    driver.feed(b"EHLO example.com\r\n");
+    assert!(!driver.conn.session().authenticated);
+    let with_authzid = format!("AUTH PLAIN {}\r\n", b64(b"admin\0goodlogin\0goodpasswd"));
+    driver.feed(with_authzid.as_bytes());
+    let session = driver.conn.session();
+    assert!(session.authenticated);
+    assert_eq!(session.auth_mechanism.as_deref(), Some("PLAIN"));
+    assert_eq!(session.auth_identity.as_deref(), Some("goodlogin"));
+    assert!(session.auth_data.is_none());
+}
+
+#[test]
+fn auth_plain_with_challenge() {
+    let trace = auth_session(
+        auth_config(),
+        &[
+            "EHLO example.com",
+            "AUTH PLAIN",
+            &b64(b"\0goodlogin\0wrong"),
+            "AUTH PLAIN",
+            &plain_good(),
+        ],
+        &with_ehlo(&EHLO_AUTH, &["334 ", AUTH_INVALID, "334 ", AUTH_OK]),
+    );
+    assert_eq!(auth_asks(&trace).len(), 2);
+}
+
+#[test]
+fn auth_login_both_forms() {
+    let user = b64(b"goodlogin");
+    let trace = auth_session(
+        auth_config(),
+        &[
+            "EHLO example.com",
+            "AUTH LOGIN",
+            &user,
+            &b64(b"badpasswd"),
+            &format!("AUTH LOGIN {user}"),
+            &b64(b"goodpasswd"),
+            "NOOP",
+        ],
+        &with_ehlo(
+            &EHLO_AUTH,
+            &[
+                LOGIN_USER,
+                LOGIN_PASSWORD,
+                AUTH_INVALID,
+                LOGIN_PASSWORD,
+                AUTH_OK,
+                "250 OK",
+            ],
+        ),
+    );
+    let asks = auth_asks(&trace);
+    assert_eq!(asks.len(), 2);
+    assert_eq!(
+        asks[1],
+        (
+            "LOGIN".to_owned(),
+            "goodlogin".to_owned(),
+            "goodpasswd".to_owned()
+        )
+    );
+
+    let mut driver = Driver::with_responder(auth_config(), auth_responder());
+    driver.feed(&crlf(&[
+        "EHLO example.com",
+        &format!("AUTH LOGIN {user}"),
+        &b64(b"goodpasswd"),
+    ]));
+    assert_eq!(
+        driver.conn.session().auth_mechanism.as_deref(),
+        Some("LOGIN")
+    );
+    assert_eq!(
+        driver.conn.session().auth_identity.as_deref(),
+        Some("goodlogin")
+    );
+}
+
+#[test]
+fn auth_cancelled_at_every_step() {
+    let user = b64(b"goodlogin");
+    let trace = auth_session(
+        auth_config(),
+        &[
+            "EHLO example.com",
+            "AUTH PLAIN",
+            "*",
+            "AUTH LOGIN",
+            "*",
+            "AUTH LOGIN",
+            &user,
+            "*",
+            &format!("AUTH LOGIN {user}"),
+            "*",
+            "AUTH X-TWO-ROUNDS",
+            "*",
+            // Back in command mode, not authenticated.
+            "NOOP",
+            &format!("AUTH PLAIN {}", plain_good()),
+        ],
+        &with_ehlo(
+            &EHLO_AUTH,
+            &[
+                "334 ",
+                AUTH_ABORTED,
+                LOGIN_USER,
+                AUTH_ABORTED,
+                LOGIN_USER,
+                LOGIN_PASSWORD,
+                AUTH_ABORTED,
+                LOGIN_PASSWORD,
+                AUTH_ABORTED,
+                // X-TWO-ROUNDS is not configured here; `*` is then a command.
+                UNRECOGNIZED_MECH,
+                "500 Error: command \"*\" not recognized",
+                "250 OK",
+                AUTH_OK,
+            ],
+        ),
+    );
+    assert_eq!(
+        auth_asks(&trace).len(),
+        1,
+        "only the last AUTH reached the hook"
+    );
+}
+
+#[test]
+fn auth_bad_base64() {
+    auth_session(
+        auth_config(),
+        &[
+            "EHLO example.com",
+            "AUTH PLAIN not-b64!",
+            "AUTH PLAIN YQ",
+            "AUTH LOGIN @@@@",
+            "AUTH PLAIN",
+            "ab@%",
+            "AUTH LOGIN",
+            "not base64",
+            "AUTH LOGIN",
+            &b64(b"goodlogin"),
+            "Z29vZHBhc3N3ZA", // missing padding
+            // A lone `=` is an empty initial response, but not an empty reply line.
+            "AUTH PLAIN",
+            "=",
+            "NOOP",
+        ],
+        &with_ehlo(
+            &EHLO_AUTH,
+            &[
+                CANT_DECODE,
+                CANT_DECODE,
+                CANT_DECODE,
+                "334 ",
+                CANT_DECODE,
+                LOGIN_USER,
+                CANT_DECODE,
+                LOGIN_USER,
+                LOGIN_PASSWORD,
+                CANT_DECODE,
+                "334 ",
+                CANT_DECODE,
+                "250 OK",
+            ],
+        ),
+    );
+}
+
+#[test]
+fn auth_plain_split_errors_and_empty_responses() {
+    let trace = auth_session(
+        auth_config(),
+        &[
+            "EHLO example.com",
+            &format!("AUTH PLAIN {}", b64(b"\0onlylogin")),
+            &format!("AUTH PLAIN {}", b64(b"a\0b\0c\0d")),
+            &format!("AUTH PLAIN {}", b64(b"no separators")),
+            // RFC 4954: `=` is an empty initial response (aiosmtpd: bad base64),
+            // which PLAIN cannot split.
+            "AUTH PLAIN =",
+            // An empty reply line is an empty response.
+            "AUTH PLAIN",
+            "",
+            // LOGIN with an empty user name: passed on as is.
+            "AUTH LOGIN =",
+            &b64(b"goodpasswd"),
+            "AUTH LOGIN",
+            "",
+            "",
+            // Empty login and password in PLAIN reach the authenticator too.
+            &format!("AUTH PLAIN {}", b64(b"\0\0")),
+        ],
+        &with_ehlo(
+            &EHLO_AUTH,
+            &[
+                CANT_SPLIT,
+                CANT_SPLIT,
+                CANT_SPLIT,
+                CANT_SPLIT,
+                "334 ",
+                CANT_SPLIT,
+                LOGIN_PASSWORD,
+                AUTH_INVALID,
+                LOGIN_USER,
+                LOGIN_PASSWORD,
+                AUTH_INVALID,
+                AUTH_INVALID,
+            ],
+        ),
+    );
+    let empty = |m: &str, p: &str| (m.to_owned(), String::new(), p.to_owned());
+    assert_eq!(
+        auth_asks(&trace),
+        [
+            empty("LOGIN", "goodpasswd"),
+            empty("LOGIN", ""),
+            empty("PLAIN", "")
+        ]
+    );
+}
+
+#[test]
+fn auth_argument_counts() {
+    auth_session(
+        auth_config(),
+        &[
+            "EHLO example.com",
+            "AUTH",
+            "AUTH ",
+            "AUTH PLAIN a b",
+            "AUTH LOGIN Z29vZGxvZ2lu Z29vZHBhc3N3ZA== extra",
+            "NOOP",
+        ],
+        &with_ehlo(
+            &EHLO_AUTH,
+            &[
+                "501 Not enough value",
+                "501 Not enough value",
+                "501 Too many values",
+                "501 Too many values",
+                "250 OK",
+            ],
+        ),
+    );
+}
+
+#[test]
+fn auth_needs_ehlo_and_only_once() {
+    let good = format!("AUTH PLAIN {}", plain_good());
+    let mut replies = vec![
+        "503 Error: send EHLO first",
+        "250 mx.example",
+        "500 Error: command 'AUTH' not recognized",
+    ];
+    replies.extend(EHLO_AUTH);
+    replies.extend([
+        AUTH_OK,
+        "503 Already authenticated",
+        "503 Already authenticated",
+        "503 Already authenticated",
+        "250 OK",
+    ]);
+    replies.extend(EHLO_AUTH);
+    replies.push("503 Already authenticated");
+    auth_session(
+        auth_config(),
+        &[
+            &good,
+            "HELO example.com",
+            &good,
+            "EHLO example.com",
+            &good,
+            &good,
+            "AUTH LOGIN",
+            "AUTH BOGUS",
+            // RSET and EHLO keep the authentication (aiosmtpd).
+            "RSET",
+            "EHLO example.com",
+            &good,
+        ],
+        &replies,
+    );
+}
+
+#[test]
+fn auth_requires_tls_by_default() {
+    // Plaintext with the default auth_require_tls: not offered, 538 (before the
+    // mechanism is even looked at).
+    let config = plain();
+    assert!(config.auth_require_tls);
+    auth_session(
+        config.clone(),
+        &[
+            "EHLO example.com",
+            &format!("AUTH PLAIN {}", plain_good()),
+            "AUTH LOGIN",
+            "AUTH CRAM-MD5",
+            "AUTH",
+        ],
+        &with_ehlo(
+            &EHLO_PLAIN,
+            &[
+                ENCRYPTION_REQUIRED,
+                ENCRYPTION_REQUIRED,
+                ENCRYPTION_REQUIRED,
+                ENCRYPTION_REQUIRED,
+            ],
+        ),
+    );
+    // Implicit TLS counts as TLS (aiosmtpd #274/#281 fixed).
+    let after = crlf(&["EHLO example.com", &format!("AUTH PLAIN {}", plain_good())]);
+    TlsScript::implicit(config).transcript(b"", &after, &with_ehlo(&EHLO_AUTH, &[AUTH_OK]));
+}
+
+#[test]
+fn auth_mechanism_names() {
+    let trace = auth_session(
+        auth_config(),
+        &[
+            "EHLO example.com",
+            // RFC 4954: case-insensitive (aiosmtpd: `AUTH plain` gets 504, #305).
+            &format!("auth plain {}", plain_good()),
+        ],
+        &with_ehlo(&EHLO_AUTH, &[AUTH_OK]),
+    );
+    assert_eq!(
+        auth_asks(&trace)[0].0,
+        "PLAIN",
+        "the hook sees the canonical name"
+    );
+    auth_session(
+        auth_config(),
+        &[
+            "EHLO example.com",
+            "AUTH LoGiN",
+            "*",
+            "AUTH CRAM-MD5",
+            "AUTH PLAINX",
+            "AUTH X-TWO-ROUNDS",
+        ],
+        &with_ehlo(
+            &EHLO_AUTH,
+            &[
+                LOGIN_USER,
+                AUTH_ABORTED,
+                UNRECOGNIZED_MECH,
+                UNRECOGNIZED_MECH,
+                UNRECOGNIZED_MECH,
+            ],
+        ),
+    );
+    // Only the configured mechanisms are offered and accepted.
+    let mut only_plain = auth_config();
+    only_plain.auth_mechanisms = vec!["PLAIN".to_owned()];
+    auth_session(
+        only_plain,
+        &["EHLO example.com", "AUTH LOGIN", "AUTH PLAIN"],
+        &[
+            "250-mx.example",
+            "250-8BITMIME",
+            "250-AUTH PLAIN",
+            "250 HELP",
+            UNRECOGNIZED_MECH,
+            "334 ",
+        ],
+    );
+}
+
+#[test]
+fn auth_custom_mechanism_steps() {
+    let mut config = auth_config();
+    config.auth_mechanisms.push("X-TWO-ROUNDS".to_owned());
+    let ehlo = [
+        "250-mx.example",
+        "250-8BITMIME",
+        "250-AUTH LOGIN PLAIN X-TWO-ROUNDS",
+        "250 HELP",
+    ];
+    let trace = auth_session(
+        config.clone(),
+        &[
+            "EHLO example.com",
+            // An initial response is passed to step 0 (here: refused).
+            &format!("AUTH X-TWO-ROUNDS {}", b64(b"one")),
+            "AUTH X-TWO-ROUNDS",
+            &b64(b"wrong"),
+            "auth x-two-rounds",
+            &b64(b"one"),
+            &b64(b"two"),
+            "AUTH X-TWO-ROUNDS",
+        ],
+        &with_ehlo(
+            &ehlo,
+            &[
+                AUTH_INVALID,
+                "334 Zmlyc3Q=",
+                AUTH_INVALID,
+                "334 Zmlyc3Q=",
+                "334 c2Vjb25k",
+                AUTH_OK,
+                "503 Already authenticated",
+            ],
+        ),
+    );
+    let step = |step: u32, response: Option<&[u8]>| Ask::AuthStep {
+        mechanism: "X-TWO-ROUNDS".to_owned(),
+        step,
+        response: response.map(<[u8]>::to_vec),
+    };
+    let steps: Vec<&Ask> = trace
+        .asks
+        .iter()
+        .filter(|a| matches!(a, Ask::AuthStep { .. }))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            &step(0, Some(b"one")),
+            &step(0, None),
+            &step(1, Some(b"wrong")),
+            &step(0, None),
+            &step(1, Some(b"one")),
+            &step(2, Some(b"two")),
+        ]
+    );
+    assert!(
+        auth_asks(&trace).is_empty(),
+        "no Ask::Auth for custom mechanisms"
+    );
+
+    let mut driver = Driver::with_responder(config, auth_responder());
+    driver.feed(&crlf(&[
+        "EHLO example.com",
+        "AUTH X-TWO-ROUNDS",
+        &b64(b"one"),
+        &b64(b"two"),
+    ]));
+    let session = driver.conn.session();
+    assert!(session.authenticated);
+    assert_eq!(session.auth_mechanism.as_deref(), Some("X-TWO-ROUNDS"));
+    assert_eq!(
+        session.auth_identity, None,
+        "no login for custom mechanisms"
+    );
+}
+
+#[test]
+fn auth_decisions_of_every_kind() {
+    // Each Ask::Auth answer, in order, and what the client gets.
+    let answers: Vec<(Decision, &str)> = vec![
+        (AuthResult::Challenge(b"x".to_vec()).into(), AUTH_INVALID),
+        (
+            AuthResult::Failure(Some(Reply::new(
+                454,
+                "4.7.0 Temporary authentication failure",
+            )))
+            .into(),
+            "454 4.7.0 Temporary authentication failure",
+        ),
+        (Outcome::Default.into(), AUTH_INVALID),
+        (Outcome::reply(535, "5.7.8 No").into(), "535 5.7.8 No"),
+        (
+            HookFailure {
+                kind: "LookupError".to_owned(),
+                message: "db down".to_owned(),
+            }
+            .into(),
+            "500 Error: (LookupError) db down",
+        ),
+        (
+            Outcome::accept(235, "2.7.0 Welcome").into(),
+            "235 2.7.0 Welcome",
+        ),
+    ];
+    let decisions: Vec<Decision> = answers.iter().map(|(d, _)| d.clone()).collect();
+    let make = move || -> Responder {
+        let mut queue = decisions.clone();
+        queue.reverse();
+        Box::new(move |ask, _, _| match ask {
+            Ask::Auth { .. } => queue.pop().expect("one decision per AUTH"),
+            _ => Decision::Outcome(Outcome::Default),
+        })
+    };
+    let good = format!("AUTH PLAIN {}", plain_good());
+    let mut commands = vec!["EHLO example.com"];
+    commands.extend(std::iter::repeat_n(good.as_str(), answers.len()));
+    commands.push("MAIL FROM:<a@example.com>");
+    let input = crlf(&commands);
+    let mut replies = with_ehlo(
+        &EHLO_AUTH,
+        &answers.iter().map(|(_, r)| *r).collect::<Vec<_>>(),
+    );
+    replies.push("250 OK");
+    let mut script = Script::new(auth_config());
+    script.responder = &make;
+    script.transcript(&[&input], &replies);
+
+    let mut driver = Driver::with_responder(auth_config(), make());
+    driver.feed(&input);
+    let session = driver.conn.session();
+    assert!(session.authenticated);
+    assert_eq!(session.auth_identity.as_deref(), Some("goodlogin"));
+}
+
+#[test]
+fn auth_required_refuses_transactions() {
+    let mut config = auth_config();
+    config.auth_required = true;
+    auth_session(
+        config,
+        &[
+            "MAIL FROM:<a@example.com>",
+            "EHLO example.com",
+            "MAIL FROM:<a@example.com>",
+            "RCPT TO:<b@example.com>",
+            "DATA",
+            "VRFY a@example.com",
+            "HELP",
+            "NOOP",
+            "RSET",
+            &format!("AUTH PLAIN {}", b64(b"\0goodlogin\0nope")),
+            "MAIL FROM:<a@example.com>",
+            &format!("AUTH PLAIN {}", plain_good()),
+            "MAIL FROM:<a@example.com>",
+            "RCPT TO:<b@example.com>",
+            "VRFY a@example.com",
+        ],
+        &with_ehlo(
+            &["503 Error: send HELO first"],
+            &with_ehlo(
+                &EHLO_AUTH,
+                &[
+                    AUTH_REQUIRED,
+                    AUTH_REQUIRED,
+                    AUTH_REQUIRED,
+                    AUTH_REQUIRED,
+                    AUTH_REQUIRED,
+                    "250 OK",
+                    "250 OK",
+                    AUTH_INVALID,
+                    AUTH_REQUIRED,
+                    AUTH_OK,
+                    "250 OK",
+                    "250 OK",
+                    VRFY_OK,
+                ],
+            ),
+        ),
+    );
+}
+
+#[test]
+fn auth_response_is_not_a_command() {
+    // During an AUTH exchange every line is a response: STARTTLS, QUIT and a
+    // command with base64-looking text are decoded, never executed.
+    let mut config = starttls_config();
+    config.auth_require_tls = false;
+    let trace = TlsScript::new(config).transcript(
+        &crlf(&["EHLO example.com", "AUTH LOGIN", "STARTTLS", "QUIT", "NOOP"]),
+        b"",
+        &with_ehlo(
+            &[
+                "250-mx.example",
+                "250-8BITMIME",
+                "250-STARTTLS",
+                "250-AUTH LOGIN PLAIN",
+                "250 HELP",
+            ],
+            &[LOGIN_USER, LOGIN_PASSWORD, AUTH_INVALID, "250 OK"],
+        ),
+    );
+    assert!(!trace.closed);
+    assert_eq!(
+        auth_asks(&trace),
+        [(
+            "LOGIN".to_owned(),
+            String::from_utf8_lossy(&unb64("STARTTLS")).into_owned(),
+            String::from_utf8_lossy(&unb64("QUIT")).into_owned(),
+        )]
+    );
+}
+
+#[test]
+fn starttls_flow_and_session_reset() {
+    let before = crlf(&[
+        "EHLO example.com",
+        "MAIL FROM:<early@example.com>",
+        "STARTTLS",
+    ]);
+    let after = crlf(&[
+        "MAIL FROM:<anne@example.com>",
+        "EHLO example.com",
+        "RCPT TO:<bart@example.com>",
+        "STARTTLS",
+        "STARTTLS now",
+        "HELP",
+        &format!("AUTH PLAIN {}", plain_good()),
+        "MAIL FROM:<anne@example.com>",
+        "QUIT",
+    ]);
+    let mut replies = with_ehlo(&EHLO_STARTTLS, &["250 OK", READY_TLS, HANDSHAKE]);
+    replies.extend([
+        "503 Error: send HELO first",
+        "250-mx.example",
+        "250-8BITMIME",
+        "250-AUTH LOGIN PLAIN",
+        "250 HELP",
+        "503 Error: need MAIL command",
+        TLS_ACTIVE,
+        "501 Syntax: STARTTLS",
+        "250 Supported commands: AUTH DATA EHLO HELO HELP MAIL NOOP QUIT RCPT RSET STARTTLS VRFY",
+        AUTH_OK,
+        "250 OK",
+        "221 Bye",
+    ]);
+    let trace = TlsScript::new(starttls_config()).transcript(&before, &after, &replies);
+    assert!(trace.closed);
+
+    // The state right after the handshake: a new session that keeps only the peer.
+    let mut driver = TlsDriver::new(starttls_config(), auth_responder(), false);
+    driver.feed(&before);
+    assert!(driver.handshake_pending);
+    assert!(!driver.d.conn.is_tls());
+    assert_eq!(
+        driver.d.conn.poll_timeout(),
+        None,
+        "no idle timer during the handshake"
+    );
+    driver.handshake();
+    let conn = &driver.d.conn;
+    assert!(conn.is_tls());
+    assert_eq!(conn.session().tls, Some(tls_info()));
+    assert_eq!(conn.session().host_name, None);
+    assert!(!conn.session().extended_smtp);
+    assert_eq!(*conn.envelope(), Envelope::default());
+    assert_eq!(
+        conn.poll_timeout(),
+        Some(driver.d.now + conn.config().timeout)
+    );
+}
+
+#[test]
+fn starttls_discards_pipelined_plaintext() {
+    // The STARTTLS injection attack (aiosmtpd PR #380): commands sent with
+    // STARTTLS, in the same packet or later but before the handshake, are never
+    // executed -- neither in plaintext nor after the handshake.
+    let before = crlf(&[
+        "EHLO example.com",
+        "STARTTLS",
+        "EHLO evil.example",
+        "MAIL FROM:<x@y>",
+        "RCPT TO:<victim@example.com>",
+        "DATA",
+        "injected",
+        ".",
+        "QUIT",
+    ]);
+    let after = crlf(&["NOOP", "RCPT TO:<a@b>", "EHLO example.com", "RCPT TO:<a@b>"]);
+    let mut replies = EHLO_STARTTLS.to_vec();
+    replies.extend([READY_TLS, HANDSHAKE, "250 OK", "503 Error: send HELO first"]);
+    replies.extend(EHLO_AUTH);
+    replies.push("503 Error: need MAIL command");
+    let trace = TlsScript::new(starttls_config()).transcript(&before, &after, &replies);
+    assert!(!trace.closed, "the injected QUIT was not executed");
+    assert!(trace.messages.is_empty());
+    assert!(mail_ask(&trace).is_empty(), "{:?}", trace.asks);
+    assert!(
+        !trace
+            .asks
+            .iter()
+            .any(|a| matches!(a, Ask::Ehlo { hostname, .. } if hostname == "evil.example")),
+        "{:?}",
+        trace.asks
+    );
+
+    // Input arriving while the driver is busy with the STARTTLS reply (before it
+    // even saw Action::StartTls) is discarded as well.
+    let mut driver = TlsDriver::new(starttls_config(), auth_responder(), false);
+    driver
+        .d
+        .conn
+        .handle_input(driver.d.now, b"STARTTLS\r\n")
+        .unwrap();
+    driver
+        .d
+        .conn
+        .handle_input(driver.d.now, b"MAIL FROM:<x@y>\r\n")
+        .unwrap();
+    driver.drain();
+    assert!(driver.handshake_pending);
+    driver
+        .d
+        .conn
+        .handle_input(driver.d.now, b"HELO x\r\n")
+        .expect("input during the handshake is accepted and dropped");
+    driver.drain();
+    driver.handshake();
+    driver.feed(b"NOOP\r\n");
+    assert_replies(&driver.d.trace.out, &[READY_TLS, HANDSHAKE, "250 OK"]);
+    assert_eq!(driver.d.conn.session().host_name, None);
+}
+
+#[test]
+fn starttls_after_a_pending_hook() {
+    // STARTTLS behind commands whose hooks are pending: answered in order, the
+    // handshake after STARTTLS's own reply, the rest discarded.
+    TlsScript::new(starttls_config()).transcript(
+        &crlf(&["NOOP", "HELO example.com", "STARTTLS", "NOOP"]),
+        &crlf(&["NOOP"]),
+        &["250 OK", "250 mx.example", READY_TLS, HANDSHAKE, "250 OK"],
+    );
+}
+
+#[test]
+fn starttls_drops_authentication() {
+    // With AUTH allowed in plaintext, the authentication does not survive the
+    // handshake (a new session), nor does the transaction.
+    let mut config = starttls_config();
+    config.auth_require_tls = false;
+    let good = format!("AUTH PLAIN {}", plain_good());
+    let ehlo_before = [
+        "250-mx.example",
+        "250-8BITMIME",
+        "250-STARTTLS",
+        "250-AUTH LOGIN PLAIN",
+        "250 HELP",
+    ];
+    let mut replies = ehlo_before.to_vec();
+    replies.extend([AUTH_OK, "250 OK", READY_TLS, HANDSHAKE]);
+    replies.extend(EHLO_AUTH);
+    replies.extend([AUTH_OK, "250 OK"]);
+    let trace = TlsScript::new(config).transcript(
+        &crlf(&[
+            "EHLO example.com",
+            &good,
+            "MAIL FROM:<a@example.com>",
+            "STARTTLS",
+        ]),
+        &crlf(&["EHLO example.com", &good, "MAIL FROM:<a@example.com>"]),
+        &replies,
+    );
+    assert_eq!(auth_asks(&trace).len(), 2);
+}
+
+#[test]
+fn require_starttls_refuses_everything_else() {
+    let mut config = starttls_config();
+    config.require_starttls = true;
+    let refused = [
+        "HELO example.com",
+        "MAIL FROM:<a@example.com>",
+        "RCPT TO:<b@example.com>",
+        "DATA",
+        "RSET",
+        "VRFY a@example.com",
+        "EXPN list",
+        "HELP",
+        "AUTH PLAIN",
+        "BOGUS",
+    ];
+    let mut before = vec!["NOOP", "EHLO example.com"];
+    before.extend(refused);
+    before.push("STARTTLS");
+    let mut replies = vec!["250 OK"];
+    replies.extend(EHLO_STARTTLS);
+    replies.extend([MUST_STARTTLS; 10]);
+    replies.extend([READY_TLS, HANDSHAKE, "250 mx.example", "250 OK", "221 Bye"]);
+    let trace = TlsScript::new(config.clone()).transcript(
+        &crlf(&before),
+        &crlf(&["HELO example.com", "MAIL FROM:<a@example.com>", "QUIT"]),
+        &replies,
+    );
+    assert!(trace.closed);
+    // QUIT is allowed before TLS.
+    TlsScript::new(config.clone()).transcript(&crlf(&["QUIT"]), b"", &["221 Bye"]);
+    // Implicit TLS satisfies the requirement.
+    TlsScript::implicit(config).transcript(
+        b"",
+        &crlf(&["HELO example.com", "MAIL FROM:<a@example.com>"]),
+        &["250 mx.example", "250 OK"],
+    );
+    // Without STARTTLS offered, require_starttls has no effect.
+    let mut config = plain();
+    config.require_starttls = true;
+    session(config, &["HELO example.com"], &["250 mx.example"]);
+}
+
+#[test]
+fn starttls_under_implicit_tls() {
+    // STARTTLS configured but the connection is already TLS: not advertised,
+    // refused (aiosmtpd answers 220 and breaks the connection).
+    TlsScript::implicit(starttls_config()).transcript(
+        b"",
+        &crlf(&["EHLO example.com", "STARTTLS", "NOOP"]),
+        &with_ehlo(&EHLO_AUTH, &[TLS_ACTIVE, "250 OK"]),
+    );
+    // Implicit TLS only: STARTTLS is not available at all.
+    TlsScript::implicit(plain()).transcript(
+        b"",
+        &crlf(&["EHLO example.com", "STARTTLS"]),
+        &with_ehlo(&EHLO_AUTH, &["454 TLS not available"]),
+    );
+}
+
+#[test]
+fn starttls_inside_data_is_content() {
+    let trace = TlsScript::new(starttls_config()).transcript(
+        &crlf(&[
+            "HELO example.com",
+            "MAIL FROM:<a@example.com>",
+            "RCPT TO:<b@example.com>",
+            "DATA",
+            "STARTTLS",
+            ".",
+            "NOOP",
+        ]),
+        b"",
+        &[
+            "250 mx.example",
+            "250 OK",
+            "250 OK",
+            GO_AHEAD,
+            "250 OK",
+            "250 OK",
+        ],
+    );
+    assert_eq!(trace.messages.len(), 1);
+    assert_eq!(trace.messages[0].content, b"STARTTLS\r\n");
+}
+
+#[test]
+fn handle_tls_established_without_a_pending_handshake() {
+    let now = Instant::now();
+    let mut conn = Connection::new(Arc::new(starttls_config()), Peer::Unknown, now);
+    assert_eq!(
+        conn.handle_tls_established(now, tls_info()),
+        Err(Error::NoTlsPending)
+    );
+    assert!(!conn.is_tls(), "a refused call changes nothing");
+
+    // After a completed handshake, a second call is refused too.
+    let mut driver = TlsDriver::new(starttls_config(), auth_responder(), false);
+    driver.feed(b"STARTTLS\r\n");
+    driver.handshake();
+    assert_eq!(
+        driver
+            .d
+            .conn
+            .handle_tls_established(driver.d.now, tls_info()),
+        Err(Error::NoTlsPending)
+    );
+    driver.feed(b"NOOP\r\n");
+    assert_replies(&driver.d.trace.out, &[READY_TLS, HANDSHAKE, "250 OK"]);
+
+    // The STARTTLS reply queued but not yet taken: no handshake pending yet.
+    let mut conn = Connection::new(Arc::new(starttls_config()), Peer::Unknown, now);
+    conn.handle_input(now, b"STARTTLS\r\n").unwrap();
+    assert_eq!(
+        conn.handle_tls_established(now, tls_info()),
+        Err(Error::NoTlsPending)
+    );
+}

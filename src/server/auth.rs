@@ -156,6 +156,22 @@ impl<H: Handler, A: Authenticator> Handler for Authenticated<H, A> {
         self.inner.handle_data(session, envelope)
     }
 
+    fn handle_lmtp_data(
+        &self,
+        session: &mut Session,
+        envelope: &mut Envelope,
+    ) -> impl Future<Output = Result<Vec<crate::proto::Outcome>, HandlerError>> + Send {
+        self.inner.handle_lmtp_data(session, envelope)
+    }
+
+    fn handle_proxy(
+        &self,
+        session: &mut Session,
+        envelope: &mut Envelope,
+    ) -> impl Future<Output = HookResult> + Send {
+        self.inner.handle_proxy(session, envelope)
+    }
+
     fn handle_rset(
         &self,
         session: &mut Session,

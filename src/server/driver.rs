@@ -248,6 +248,16 @@ async fn run_hook<H: Handler>(
                 Some(e) => Err(e),
                 None => handler.handle_data(session, envelope).await,
             },
+            Ask::LmtpData => {
+                return match chunk_error.take() {
+                    Some(e) => Err(e),
+                    None => handler
+                        .handle_lmtp_data(session, envelope)
+                        .await
+                        .map(Decision::Recipients),
+                };
+            }
+            Ask::Proxy => handler.handle_proxy(session, envelope).await,
             Ask::Rset => handler.handle_rset(session, envelope).await,
             Ask::Noop { arg } => handler.handle_noop(session, envelope, arg.as_deref()).await,
             Ask::Quit => handler.handle_quit(session, envelope).await,

@@ -210,6 +210,17 @@ pub trait Handler: Send + Sync + 'static {
         async { Ok(Outcome::Default) }
     }
 
+    /// LMTP: the message is complete; return one outcome per recipient in
+    /// `envelope.rcpt_tos` order (RFC 2033), or one for all. Default: the outcome
+    /// of [`Handler::handle_data`] for every recipient.
+    fn handle_lmtp_data(
+        &self,
+        session: &mut Session,
+        envelope: &mut Envelope,
+    ) -> impl Future<Output = Result<Vec<Outcome>, HandlerError>> + Send {
+        async move { Ok(vec![self.handle_data(session, envelope).await?]) }
+    }
+
     /// `RSET` (the envelope is already reset). Default: `250 OK`.
     fn handle_rset(
         &self,
@@ -250,6 +261,19 @@ pub trait Handler: Send + Sync + 'static {
         address: &str,
     ) -> impl Future<Output = HookResult> + Send {
         let _ = (session, envelope, address);
+        async { Ok(Outcome::Default) }
+    }
+
+    /// A valid PROXY protocol header arrived (`session.proxy_data`), before the
+    /// greeting. Default: accept it (aiosmtpd without `handle_PROXY` rejects
+    /// every connection). `Outcome::Reply(r)` refuses: `r` is sent and the
+    /// connection closes; an error closes it silently.
+    fn handle_proxy(
+        &self,
+        session: &mut Session,
+        envelope: &mut Envelope,
+    ) -> impl Future<Output = HookResult> + Send {
+        let _ = (session, envelope);
         async { Ok(Outcome::Default) }
     }
 

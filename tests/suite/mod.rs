@@ -1,11 +1,13 @@
 //! The integration suite, shared by every runtime's entry file (`tests/<rt>.rs`),
 //! which provides `rt` (the controller aliases), `block_on` and `sleep`.
 
+mod auth;
 mod concurrency;
 mod dialogue;
 mod example;
 mod handlers;
 mod lifecycle;
+mod tls;
 mod unix;
 mod unthreaded;
 mod util;

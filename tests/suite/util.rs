@@ -383,3 +383,298 @@ pub fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send +
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// TLS and AUTH
+// ---------------------------------------------------------------------------
+
+/// A raw client speaking TLS (after STARTTLS, or on an implicit-TLS port).
+pub type TlsClient = Client<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>;
+
+/// The name the suite's certificate is for, and the SNI its TLS clients send.
+pub const TLS_NAME: &str = "localhost";
+
+/// A server configuration with a self-signed certificate for [`TLS_NAME`],
+/// generated once per test binary with rcgen, written as PEM to a temporary
+/// directory and loaded with `server_config_from_pem` (no key is ever stored).
+pub fn tls_config() -> Arc<rustls::ServerConfig> {
+    static CONFIG: std::sync::OnceLock<Arc<rustls::ServerConfig>> = std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let certified = rcgen::generate_simple_self_signed(vec![TLS_NAME.to_owned()])
+                .expect("generate a self-signed certificate");
+            let dir = tempfile::tempdir().expect("temporary directory");
+            let cert = dir.path().join("cert.pem");
+            let key = dir.path().join("key.pem");
+            std::fs::write(&cert, certified.cert.pem()).expect("write the certificate");
+            std::fs::write(&key, certified.key_pair.serialize_pem()).expect("write the key");
+            smtpkit::server::server_config_from_pem(&cert, &key).expect("load the PEM files")
+        })
+        .clone()
+}
+
+/// Accepts any server certificate (the suite's are self-signed); signatures are
+/// still checked, so the handshake is real.
+#[derive(Debug)]
+struct AcceptAnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The raw TLS clients' configuration: ring, safe defaults, any certificate.
+fn tls_client_config() -> Arc<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
+impl Client<TcpStream> {
+    /// Runs the client side of a TLS handshake (SNI [`TLS_NAME`]) on this
+    /// connection. Nothing may have been received past the last reply read: after
+    /// `220 Ready to start TLS` the server must not send plaintext.
+    pub fn upgrade(self) -> TlsClient {
+        assert!(
+            self.buf.is_empty(),
+            "plaintext received after the last reply: {:?}",
+            String::from_utf8_lossy(&self.buf)
+        );
+        let name = rustls::pki_types::ServerName::try_from(TLS_NAME).expect("a DNS name");
+        let mut conn =
+            rustls::ClientConnection::new(tls_client_config(), name).expect("a TLS client");
+        let mut sock = self.stream;
+        for _ in 0..100 {
+            if !conn.is_handshaking() {
+                break;
+            }
+            conn.complete_io(&mut sock).expect("TLS handshake");
+        }
+        assert!(!conn.is_handshaking(), "TLS handshake did not complete");
+        Client {
+            stream: rustls::StreamOwned::new(conn, sock),
+            buf: Vec::new(),
+        }
+    }
+
+    /// `STARTTLS` (must get `220 Ready to start TLS`), then the handshake.
+    pub fn starttls(mut self) -> TlsClient {
+        assert_eq!(self.cmd("STARTTLS"), "220 Ready to start TLS");
+        self.upgrade()
+    }
+
+    /// Connects to an implicit-TLS port and runs the handshake.
+    pub fn connect_tls(addr: SocketAddr) -> TlsClient {
+        Client::connect(addr).upgrade()
+    }
+}
+
+impl TlsClient {
+    /// The TLS version the client negotiated.
+    pub fn protocol_version(&self) -> Option<rustls::ProtocolVersion> {
+        self.stream.conn.protocol_version()
+    }
+}
+
+impl<S: Read + Write> Client<S> {
+    /// Reads until the server closes the connection (EOF, a reset, or a TLS
+    /// stream ending without close_notify) and returns what came before, including
+    /// bytes already buffered. Fails after [`IO_TIMEOUT`].
+    pub fn read_until_closed(&mut self) -> Vec<u8> {
+        let deadline = Instant::now() + IO_TIMEOUT;
+        let mut got = std::mem::take(&mut self.buf);
+        let mut chunk = [0u8; 4096];
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "the server did not close within {IO_TIMEOUT:?}; got {:?}",
+                String::from_utf8_lossy(&got)
+            );
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return got,
+                Ok(n) => got.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionReset
+                            | io::ErrorKind::ConnectionAborted
+                            | io::ErrorKind::UnexpectedEof
+                            | io::ErrorKind::BrokenPipe
+                    ) =>
+                {
+                    return got;
+                }
+                Err(e) => panic!(
+                    "expected the server to close within {IO_TIMEOUT:?}: {e}; got {:?}",
+                    String::from_utf8_lossy(&got)
+                ),
+            }
+        }
+    }
+
+    /// Sends `AUTH PLAIN` with `login`/`password` as initial response; returns the reply.
+    pub fn auth_plain(&mut self, login: &str, password: &str) -> String {
+        let blob = b64(format!("\0{login}\0{password}").as_bytes());
+        self.cmd(&format!("AUTH PLAIN {blob}"))
+    }
+}
+
+/// Standard base64 with padding (as SASL uses it).
+pub fn b64(data: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
+/// The lines of an EHLO reply without their `250-`/`250 ` prefixes.
+pub fn ehlo_keywords(reply: &[String]) -> Vec<&str> {
+    reply.iter().map(|l| l.get(4..).unwrap_or("")).collect()
+}
+
+/// [`tcp_controller`] offering STARTTLS with [`tls_config`].
+pub fn starttls_controller<H: Handler>(handler: H) -> rt::Controller<H> {
+    tcp_controller(handler).with_starttls(tls_config())
+}
+
+/// [`tcp_controller`] speaking implicit TLS with [`tls_config`].
+pub fn implicit_tls_controller<H: Handler>(handler: H) -> rt::Controller<H> {
+    tcp_controller(handler).with_implicit_tls(tls_config())
+}
+
+/// lettre's TLS parameters for the suite's certificate (SNI [`TLS_NAME`], any
+/// certificate accepted).
+pub fn lettre_tls() -> lettre::transport::smtp::client::TlsParameters {
+    lettre::transport::smtp::client::TlsParameters::builder(TLS_NAME.to_owned())
+        .dangerous_accept_invalid_certs(true)
+        .build_rustls()
+        .expect("lettre TLS parameters")
+}
+
+/// A lettre transport to 127.0.0.1:`port` with `tls` and, if given, credentials
+/// tried with `mechanism` only.
+pub fn tls_mailer(
+    port: u16,
+    tls: lettre::transport::smtp::client::Tls,
+    credentials: Option<(&str, &str)>,
+    mechanism: lettre::transport::smtp::authentication::Mechanism,
+) -> SmtpTransport {
+    use lettre::transport::smtp::authentication::Credentials;
+    let mut builder = SmtpTransport::builder_dangerous("127.0.0.1")
+        .port(port)
+        .timeout(Some(IO_TIMEOUT))
+        .tls(tls);
+    if let Some((login, password)) = credentials {
+        builder = builder
+            .credentials(Credentials::new(login.to_owned(), password.to_owned()))
+            .authentication(vec![mechanism]);
+    }
+    builder.build()
+}
+
+/// What a handler saw of the session and envelope at the end of DATA.
+#[derive(Clone, Debug)]
+pub struct SessionSeen {
+    pub tls: Option<smtpkit::proto::TlsInfo>,
+    pub host_name: Option<String>,
+    pub authenticated: bool,
+    pub auth_mechanism: Option<String>,
+    pub auth_identity: Option<String>,
+    pub auth_data: Option<smtpkit::proto::AuthData>,
+    pub mail_from: Option<String>,
+    pub rcpt_tos: Vec<String>,
+    pub content: Vec<u8>,
+}
+
+/// Records the session (TLS, authentication) and envelope of every message.
+#[derive(Clone, Default)]
+pub struct SessionRecorder {
+    pub seen: Arc<Mutex<Vec<SessionSeen>>>,
+}
+
+impl SessionRecorder {
+    /// A snapshot of what was recorded.
+    pub fn snapshot(&self) -> Vec<SessionSeen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Handler for SessionRecorder {
+    async fn handle_data(&self, session: &mut Session, envelope: &mut Envelope) -> HookResult {
+        self.seen.lock().unwrap().push(SessionSeen {
+            tls: session.tls.clone(),
+            host_name: session.host_name.clone(),
+            authenticated: session.authenticated,
+            auth_mechanism: session.auth_mechanism.clone(),
+            auth_identity: session.auth_identity.clone(),
+            auth_data: session.auth_data.clone(),
+            mail_from: envelope.mail_from.clone(),
+            rcpt_tos: envelope.rcpt_tos.clone(),
+            content: envelope.content.clone(),
+        });
+        Ok(Outcome::Default)
+    }
+}
+
+/// The suite's only user: `alice` / `wonderland`.
+pub fn alice() -> smtpkit::server::FileAuthenticator {
+    smtpkit::server::FileAuthenticator::from_pairs([("alice", "wonderland")])
+}
+
+/// Asserts that `tls` describes a real negotiated session with SNI [`TLS_NAME`].
+#[track_caller]
+pub fn assert_tls_info(tls: Option<&smtpkit::proto::TlsInfo>) {
+    let tls = tls.expect("the handler sees the TLS layer");
+    assert!(
+        tls.protocol_version == "TLSv1_3" || tls.protocol_version == "TLSv1_2",
+        "protocol {:?}",
+        tls.protocol_version
+    );
+    assert!(!tls.cipher_suite.is_empty(), "cipher suite {tls:?}");
+    assert_eq!(tls.sni.as_deref(), Some(TLS_NAME));
+    assert!(tls.peer_certificates.is_empty(), "no client certificate");
+}
