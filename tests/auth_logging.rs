@@ -200,9 +200,10 @@ fn credentials_are_never_logged() {
     settle();
 
     // The capture works and is detailed enough to catch a leak: the replies of
-    // these very exchanges are there (TRACE), and connection events (DEBUG).
-    assert_logged("235 2.7.0 Authentication successful", "TRACE replies");
-    assert_logged("334 UGFzc3dvcmQA", "TRACE replies");
+    // these very exchanges are there (TRACE, codes only), and connection events
+    // (DEBUG).
+    assert_logged("codes=235", "TRACE replies");
+    assert_logged("codes=334", "TRACE replies");
     assert_logged("connection opened", "DEBUG events");
     assert_not_logged(&forms);
 }

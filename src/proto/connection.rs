@@ -607,6 +607,11 @@ impl Connection {
                     }
                 },
                 Mode::Auth(_) => match memchr::memchr(b'\n', avail) {
+                    Some(i) if i > self.config.line_length_limit => {
+                        self.input_pos += i + 1;
+                        self.mode = Mode::Command { discarding: false };
+                        self.push(500, "Command line too long");
+                    }
                     Some(i) => {
                         self.input_pos += i + 1;
                         self.auth_response(now, &avail[..i]);

@@ -73,7 +73,11 @@ pub(crate) async fn drive<H: Handler>(
         while let Some(action) = conn.poll_action() {
             match action {
                 Action::Send(bytes) => {
-                    tracing::trace!(reply = ?String::from_utf8_lossy(bytes), "<<");
+                    // Reply codes only: a text may echo what an authenticator or
+                    // handler said, and credentials must never reach the logs.
+                    if tracing::enabled!(tracing::Level::TRACE) {
+                        tracing::trace!(codes = %reply_codes(bytes), "<<");
+                    }
                     if stream.write_all(bytes).await.is_err() || stream.flush().await.is_err() {
                         return;
                     }
@@ -320,4 +324,14 @@ impl futures_lite::AsyncWrite for Detached {
     ) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
     }
+}
+
+/// The reply codes in `bytes` (`250 250 354`), for logs that must not carry texts.
+fn reply_codes(bytes: &[u8]) -> String {
+    bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| l.len() >= 3)
+        .map(|l| String::from_utf8_lossy(&l[..3]).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
