@@ -11,3 +11,4 @@ mod tls;
 mod unix;
 mod unthreaded;
 mod util;
+mod haproxy;
