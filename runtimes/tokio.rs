@@ -86,8 +86,11 @@ impl Runtime for TokioRuntime {
         )?)))
     }
 
+    /// The threaded controllers' runtime: multi-threaded, one worker per core, so
+    /// connections are served in parallel.
     fn block_on(&self, future: BoxFuture) -> io::Result<()> {
-        ::tokio::runtime::Builder::new_current_thread()
+        ::tokio::runtime::Builder::new_multi_thread()
+            .thread_name("smtpkit-worker")
             .enable_all()
             .build()?
             .block_on(future);
