@@ -365,3 +365,30 @@ fn every_compiled_runtime_serves_and_others_are_refused() {
     let out = run(&["--runtime", "nosuch", "-n"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+#[cfg(feature = "proxy-handler")]
+fn proxy_handler_relays_to_an_upstream() {
+    let upstream_port = free_port();
+    let upstream = Server::start(&["-n", "-l", &format!("127.0.0.1:{upstream_port}")]);
+    connect_tcp(upstream_port);
+    let port = free_port();
+    let proxy = Server::start(&[
+        "-n",
+        "-l",
+        &format!("127.0.0.1:{port}"),
+        "-c",
+        "proxy",
+        "127.0.0.1",
+        &upstream_port.to_string(),
+    ]);
+    let replies = dialogue(connect_tcp(port), MESSAGE);
+    assert_eq!(replies[5], "250 OK");
+    proxy.terminate();
+    let out = upstream.terminate();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("X-Peer: 127.0.0.1"), "{stdout}");
+    assert!(stdout.contains("Subject: hello"), "{stdout}");
+    let out = run(&["-n", "-c", "proxy", "onlyhost"]);
+    assert_eq!(out.status.code(), Some(2));
+}

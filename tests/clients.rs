@@ -302,6 +302,13 @@ fn postfix_smtp_source_lmtp() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
+    // Drain the handler's output while it runs: a full pipe would stall it.
+    let mut stdout_pipe = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stdout_pipe, &mut text).unwrap();
+        text
+    });
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "smtpkit did not start");
@@ -316,9 +323,8 @@ fn postfix_smtp_source_lmtp() {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
-    let mut stdout = String::new();
-    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
     let _ = child.wait();
+    let stdout = reader.join().unwrap();
     assert!(
         out.status.success(),
         "{}",

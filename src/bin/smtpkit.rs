@@ -29,7 +29,8 @@ struct Args {
     #[arg(short = 'n', long = "nosetuid")]
     nosetuid: bool,
 
-    /// Handler for received mail: `sink`, `debugging` (default) or `mailbox DIR`
+    /// Handler for received mail: `sink`, `debugging` (default), `mailbox DIR` or
+    /// `proxy HOST PORT`
     /// (aiosmtpd class paths such as `aiosmtpd.handlers.Sink` work too).
     #[arg(
         short = 'c',
@@ -191,12 +192,17 @@ fn main() -> ExitCode {
             Ok(h) => with_auth(h, &args),
             Err(e) => usage_error(&e),
         },
+        #[cfg(feature = "proxy-handler")]
+        "proxy" => match smtpkit::handlers::Proxy::from_cli_args(&args.classargs) {
+            Ok(h) => with_auth(h, &args),
+            Err(e) => usage_error(&e),
+        },
         "mailbox" => match Mailbox::from_cli_args(&args.classargs) {
             Ok(h) => with_auth(h, &args),
             Err(e) => usage_error(&e),
         },
         _ => usage_error(&format!(
-            "unknown handler {:?} (expected sink, debugging or mailbox)",
+            "unknown handler {:?} (expected sink, debugging, mailbox or proxy)",
             args.class
         )),
     }

@@ -117,6 +117,14 @@ pub struct Config {
     /// Expect a PROXY protocol header (v1 or v2) within this time before the
     /// greeting (aiosmtpd's `proxy_protocol_timeout`); `None`: no PROXY protocol.
     pub proxy_protocol_timeout: Option<Duration>,
+    /// How long a handler hook may take before the client gets `421` and the
+    /// connection closes; `None` (default, as aiosmtpd): no limit.
+    pub hook_timeout: Option<Duration>,
+    /// Most connections served at once; further ones get `421` and are closed.
+    /// `None` (default, as aiosmtpd): no limit.
+    pub max_connections: Option<usize>,
+    /// Most connections served at once from one client address; `None`: no limit.
+    pub max_connections_per_ip: Option<usize>,
 }
 
 impl Config {
@@ -140,6 +148,9 @@ impl Config {
             auth_required: false,
             lmtp: false,
             proxy_protocol_timeout: None,
+            hook_timeout: None,
+            max_connections: None,
+            max_connections_per_ip: None,
         }
     }
 

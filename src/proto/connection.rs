@@ -363,6 +363,43 @@ impl Connection {
         self.closing = true;
     }
 
+    /// A connection the server turns away (too many connections in all or from its
+    /// address): it gets `421` instead of the greeting and is closed.
+    pub fn refused(config: Arc<Config>, peer: Peer, now: Instant) -> Self {
+        let mut conn = Connection::new(
+            Arc::new(Config {
+                proxy_protocol_timeout: None,
+                ..(*config).clone()
+            }),
+            peer,
+            now,
+        );
+        conn.output.clear();
+        let text = format!(
+            "4.7.0 {} Too many connections, try again later",
+            conn.config.hostname
+        );
+        conn.push(421, &text);
+        conn.closing = true;
+        conn
+    }
+
+    /// The pending hook did not answer within [`Config::hook_timeout`]: the
+    /// client gets `421` and the connection closes (the transaction's state is
+    /// unknown, so it cannot go on).
+    pub fn handle_hook_timeout(&mut self, _now: Instant) {
+        self.retire();
+        if self.closing || self.closed || self.pending.take().is_none() {
+            return;
+        }
+        let text = format!(
+            "4.3.0 {} Error: handler timed out, closing transmission channel",
+            self.config.hostname
+        );
+        self.push(421, &text);
+        self.closing = true;
+    }
+
     /// The server is shutting down: the client gets `421` and the connection closes.
     pub fn handle_shutdown(&mut self, _now: Instant) {
         self.retire();
@@ -644,12 +681,14 @@ impl Connection {
                 },
                 Mode::Data(decoder) => {
                     let had_error = decoder.error().is_some();
+                    let lines_before = decoder.lines();
                     let progress = decoder.decode(avail, &mut self.body);
+                    let completed_lines = decoder.lines() > lines_before;
                     if !had_error && decoder.error().is_some() {
                         self.envelope.content.clear();
                     }
                     self.input_pos += progress.consumed;
-                    if progress.consumed > 0 {
+                    if completed_lines {
                         self.deadline = now + self.config.timeout;
                     }
                     if progress.finished {

@@ -34,6 +34,7 @@ pub struct DataDecoder {
     size_limit: Option<usize>,
     line_limit: usize,
     error: Option<DataError>,
+    lines: u64,
 }
 
 impl DataDecoder {
@@ -47,12 +48,19 @@ impl DataDecoder {
             size_limit,
             line_limit,
             error: None,
+            lines: 0,
         }
     }
 
     /// The first limit that was exceeded, if any.
     pub fn error(&self) -> Option<DataError> {
         self.error
+    }
+
+    /// Complete lines received so far (progress that re-arms the idle timer: a
+    /// client trickling bytes without ever finishing a line makes none).
+    pub fn lines(&self) -> u64 {
+        self.lines
     }
 
     /// Wire bytes counted so far (stuffing dots and CRLFs included, the final
@@ -95,6 +103,7 @@ impl DataDecoder {
                     }
                     pos += seg.len();
                     self.line_len = 0;
+                    self.lines += 1;
                     self.at_line_start = true;
                 }
                 None => {

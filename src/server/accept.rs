@@ -1,9 +1,11 @@
 //! The accept loop: takes connections from one or more listeners, spawns a driver
 //! for each, and on shutdown closes the listeners and lets connections say `421`.
 
+use std::collections::HashMap;
 use std::future::poll_fn;
-use std::sync::Arc;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -12,17 +14,60 @@ use super::handler::Handler;
 use super::runtime::{Listener, Runtime};
 use super::shutdown::Signal;
 use super::tls::TlsSettings;
-use crate::proto::Config;
+use crate::proto::{Config, Peer};
 
 /// How long a stopping server waits for its connections to send `421` and close.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
-struct Live(Arc<AtomicUsize>);
+/// Open connections, in all and per client address.
+#[derive(Default)]
+struct Counts {
+    all: AtomicUsize,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One open connection; uncounted when dropped.
+struct Live {
+    counts: Arc<Counts>,
+    ip: Option<IpAddr>,
+}
 
 impl Drop for Live {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.counts.all.fetch_sub(1, Ordering::SeqCst);
+        if let (Some(ip), Ok(mut map)) = (self.ip, self.counts.per_ip.lock()) {
+            if let Some(n) = map.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(&ip);
+                }
+            }
+        }
     }
+}
+
+/// Counts a new connection; true when it is over a configured limit.
+fn admit(counts: &Arc<Counts>, config: &Config, peer: &Peer) -> (Live, bool) {
+    let all = counts.all.fetch_add(1, Ordering::SeqCst) + 1;
+    let ip = match peer {
+        Peer::Tcp(addr) => Some(addr.ip()),
+        _ => None,
+    };
+    let mut over = config.max_connections.is_some_and(|max| all > max);
+    if let Some(ip) = ip {
+        if let Ok(mut map) = counts.per_ip.lock() {
+            let n = map.entry(ip).or_insert(0);
+            *n += 1;
+            over |= config.max_connections_per_ip.is_some_and(|max| *n > max);
+        }
+    }
+    (
+        Live {
+            counts: counts.clone(),
+            ip,
+        },
+        over,
+    )
 }
 
 /// Serves `listeners` until `shutdown` fires; returns once the listeners are closed
@@ -35,7 +80,7 @@ pub(crate) async fn accept_loop<H: Handler>(
     tls: Arc<TlsSettings>,
     shutdown: Signal,
 ) {
-    let live = Arc::new(AtomicUsize::new(0));
+    let counts = Arc::new(Counts::default());
     let mut stop = shutdown.wait();
     let mut backoff = runtime.new_timer(Instant::now());
     let mut backing_off = false;
@@ -61,8 +106,10 @@ pub(crate) async fn accept_loop<H: Handler>(
         match accepted {
             None => break,
             Some(Ok((stream, peer))) => {
-                live.fetch_add(1, Ordering::SeqCst);
-                let guard = Live(live.clone());
+                let (guard, refuse) = admit(&counts, &config, &peer);
+                if refuse {
+                    tracing::warn!(%peer, "connection limit reached; refusing");
+                }
                 let fut = drive(
                     runtime.clone(),
                     handler.clone(),
@@ -71,6 +118,7 @@ pub(crate) async fn accept_loop<H: Handler>(
                     stream,
                     peer,
                     shutdown.clone(),
+                    refuse,
                 );
                 runtime.spawn(Box::pin(async move {
                     fut.await;
@@ -89,7 +137,7 @@ pub(crate) async fn accept_loop<H: Handler>(
     }
     drop(listeners);
     let deadline = Instant::now() + DRAIN_TIMEOUT;
-    while live.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+    while counts.all.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
         let mut t = runtime.new_timer(Instant::now() + Duration::from_millis(5));
         poll_fn(|cx| t.as_mut().poll(cx)).await;
     }

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Instant;
 
+use std::future::Future;
+
 use futures_lite::{AsyncRead, AsyncWriteExt, FutureExt};
 
 use super::handler::{Handler, HandlerError};
@@ -34,6 +36,7 @@ pub(crate) async fn drive<H: Handler>(
     mut stream: BoxStream,
     peer: Peer,
     shutdown: Signal,
+    refuse: bool,
 ) {
     tracing::debug!(%peer, "connection opened");
     let mut timer = runtime.new_timer(Instant::now());
@@ -61,7 +64,12 @@ pub(crate) async fn drive<H: Handler>(
             }
         }
     }
-    let mut conn = Connection::new(config, peer, Instant::now());
+    let hook_timeout = config.hook_timeout;
+    let mut conn = if refuse {
+        Connection::refused(config, peer, Instant::now())
+    } else {
+        Connection::new(config, peer, Instant::now())
+    };
     if let Some(info) = implicit_tls {
         conn = conn.with_tls(info);
     }
@@ -97,10 +105,35 @@ pub(crate) async fn drive<H: Handler>(
                     }
                 }
                 Action::Hook(call) => {
-                    let decision =
-                        run_hook(&*handler, call, &mut chunk_error, &mut auth_state).await;
-                    if conn.handle_decision(Instant::now(), decision).is_err() {
-                        return;
+                    let decision = {
+                        let hook = run_hook(&*handler, call, &mut chunk_error, &mut auth_state);
+                        match hook_timeout {
+                            None => Some(hook.await),
+                            Some(limit) => {
+                                timer.as_mut().reset(Instant::now() + limit);
+                                armed = None;
+                                let mut hook = std::pin::pin!(hook);
+                                poll_fn(|cx| {
+                                    if let Poll::Ready(d) = hook.as_mut().poll(cx) {
+                                        return Poll::Ready(Some(d));
+                                    }
+                                    timer.as_mut().poll(cx).map(|()| None)
+                                })
+                                .await
+                            }
+                        }
+                    };
+                    let now = Instant::now();
+                    match decision {
+                        Some(d) => {
+                            if conn.handle_decision(now, d).is_err() {
+                                return;
+                            }
+                        }
+                        None => {
+                            tracing::warn!("handler hook timed out");
+                            conn.handle_hook_timeout(now);
+                        }
                     }
                 }
                 Action::StartTls => {

@@ -24,7 +24,10 @@ struct ProxyRecorder {
 
 impl Handler for ProxyRecorder {
     async fn handle_data(&self, session: &mut Session, envelope: &mut Envelope) -> HookResult {
-        let data = session.proxy_data.clone().expect("PROXY data on the session");
+        let data = session
+            .proxy_data
+            .clone()
+            .expect("PROXY data on the session");
         self.seen
             .lock()
             .unwrap()

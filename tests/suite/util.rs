@@ -80,6 +80,11 @@ impl Client<TcpStream> {
     pub fn local_addr(&self) -> SocketAddr {
         self.stream.local_addr().unwrap()
     }
+
+    /// The underlying socket (for raw writes from tests).
+    pub fn stream_mut(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
 }
 
 impl Client<UnixStream> {
