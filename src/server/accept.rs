@@ -35,12 +35,12 @@ struct Live {
 impl Drop for Live {
     fn drop(&mut self) {
         self.counts.all.fetch_sub(1, Ordering::SeqCst);
-        if let (Some(ip), Ok(mut map)) = (self.ip, self.counts.per_ip.lock()) {
-            if let Some(n) = map.get_mut(&ip) {
-                *n -= 1;
-                if *n == 0 {
-                    map.remove(&ip);
-                }
+        if let (Some(ip), Ok(mut map)) = (self.ip, self.counts.per_ip.lock())
+            && let Some(n) = map.get_mut(&ip)
+        {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&ip);
             }
         }
     }
@@ -54,12 +54,12 @@ fn admit(counts: &Arc<Counts>, config: &Config, peer: &Peer) -> (Live, bool) {
         _ => None,
     };
     let mut over = config.max_connections.is_some_and(|max| all > max);
-    if let Some(ip) = ip {
-        if let Ok(mut map) = counts.per_ip.lock() {
-            let n = map.entry(ip).or_insert(0);
-            *n += 1;
-            over |= config.max_connections_per_ip.is_some_and(|max| *n > max);
-        }
+    if let Some(ip) = ip
+        && let Ok(mut map) = counts.per_ip.lock()
+    {
+        let n = map.entry(ip).or_insert(0);
+        *n += 1;
+        over |= config.max_connections_per_ip.is_some_and(|max| *n > max);
     }
     (
         Live {

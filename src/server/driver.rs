@@ -27,7 +27,8 @@ enum Event {
     Shutdown,
 }
 
-/// Serves one accepted connection until it closes.
+/// Serves one accepted connection until it closes (`refuse`: with `421` only).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn drive<H: Handler>(
     runtime: Arc<dyn Runtime>,
     handler: Arc<H>,
