@@ -217,15 +217,15 @@ fn check_tls_args(args: &Args) -> Result<(), String> {
         if cert.is_some() != key.is_some() {
             return Err(format!("{cname} and {kname} must be specified together"));
         }
-        if let Some(c) = cert {
-            if !c.exists() {
-                return Err(format!("Cert file {} not found", c.display()));
-            }
+        if let Some(c) = cert
+            && !c.exists()
+        {
+            return Err(format!("Cert file {} not found", c.display()));
         }
-        if let Some(k) = key {
-            if !k.exists() {
-                return Err(format!("Key file {} not found", k.display()));
-            }
+        if let Some(k) = key
+            && !k.exists()
+        {
+            return Err(format!("Key file {} not found", k.display()));
         }
     }
     Ok(())
@@ -391,11 +391,11 @@ fn run<H: Handler, R: Runtime + Default>(handler: H, args: &Args) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if !args.nosetuid {
-        if let Err(msg) = setuid_nobody() {
-            eprintln!("{msg}");
-            return ExitCode::from(1);
-        }
+    if !args.nosetuid
+        && let Err(msg) = setuid_nobody()
+    {
+        eprintln!("{msg}");
+        return ExitCode::from(1);
     }
     let _ = signals.forever().next();
     let stopped = match &mut running {

@@ -88,10 +88,10 @@ pub fn prepare_message(session: &Session, envelope: &Envelope) -> Vec<u8> {
     }
     // The blank line that ends the headers (if the next line is not blank,
     // it is the first line of the body).
-    if let Some(&(line, true)) = lines.peek() {
-        if line.is_empty() {
-            lines.next();
-        }
+    if let Some(&(line, true)) = lines.peek()
+        && line.is_empty()
+    {
+        lines.next();
     }
 
     push_header(&mut out, "X-Peer", &peer);

@@ -3047,12 +3047,13 @@ fn unshow(text: &str) -> Vec<u8> {
     while i < b.len() {
         if b[i] == b'\\' && i + 3 < b.len() && b[i + 1] == b'x' {
             let hex = std::str::from_utf8(&b[i + 2..i + 4]).ok();
-            if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                if v >= 0x80 && hex.is_some_and(|h| h.bytes().all(|c| !c.is_ascii_uppercase())) {
-                    out.push(v);
-                    i += 4;
-                    continue;
-                }
+            if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok())
+                && v >= 0x80
+                && hex.is_some_and(|h| h.bytes().all(|c| !c.is_ascii_uppercase()))
+            {
+                out.push(v);
+                i += 4;
+                continue;
             }
         }
         out.push(b[i]);

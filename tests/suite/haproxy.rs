@@ -17,9 +17,12 @@ use smtpkit::{Envelope, Handler, HookResult, Outcome, Session};
 
 use super::util::{Client, IO_TIMEOUT, config, tcp_controller};
 
+/// What the handler saw: the PROXY data and the recipients of each message.
+type Seen = Arc<Mutex<Vec<(ProxyData, Vec<String>)>>>;
+
 #[derive(Clone, Default)]
 struct ProxyRecorder {
-    seen: Arc<Mutex<Vec<(ProxyData, Vec<String>)>>>,
+    seen: Seen,
 }
 
 impl Handler for ProxyRecorder {
