@@ -4,16 +4,15 @@ use std::fs::{self, File, OpenOptions};
 use std::future::Future;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::task::{Context, Poll, Waker};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::proto::{Envelope, Session};
 use crate::server::{Handler, HookResult};
 use crate::{HandlerError, Outcome};
 
+use super::blocking::run_blocking;
 use super::message::prepare_message;
 
 /// Stores each received message in a [Maildir] and accepts it with `250 OK`,
@@ -158,17 +157,9 @@ impl Mailbox {
         &self,
         message: Vec<u8>,
     ) -> impl Future<Output = io::Result<PathBuf>> + Send + 'static {
-        let (sender, receiver) = oneshot();
         let mailbox = self.clone();
-        let spawned = std::thread::Builder::new()
-            .name("smtpkit-maildir".to_owned())
-            .spawn(move || sender.send(mailbox.add(&message)));
-        async move {
-            spawned?;
-            receiver
-                .await
-                .unwrap_or_else(|| Err(io::Error::other("the maildir delivery thread panicked")))
-        }
+        let delivery = run_blocking("smtpkit-maildir", move || mailbox.add(&message));
+        async move { delivery.await.and_then(|stored| stored) }
     }
 }
 
@@ -260,74 +251,6 @@ fn hostname() -> &'static str {
             .unwrap_or_else(|| "localhost".to_owned());
         name.replace('/', "\\057").replace(':', "\\072")
     })
-}
-
-/// The state shared by the two ends of a [`oneshot`] channel.
-enum Slot<T> {
-    /// No value yet; the waker of the task awaiting it.
-    Waiting(Option<Waker>),
-    /// The value, or `None` if the sender was dropped without sending.
-    Done(Option<T>),
-    /// The receiver took the value.
-    Taken,
-}
-
-/// A single-value channel: a thread sends, a future receives.
-fn oneshot<T>() -> (Sender<T>, Receiver<T>) {
-    let slot = Arc::new(Mutex::new(Slot::Waiting(None)));
-    (Sender(Some(slot.clone())), Receiver(slot))
-}
-
-struct Sender<T>(Option<Arc<Mutex<Slot<T>>>>);
-
-impl<T> Sender<T> {
-    fn send(mut self, value: T) {
-        self.complete(Some(value));
-    }
-
-    fn complete(&mut self, value: Option<T>) {
-        if let Some(slot) = self.0.take() {
-            let previous = std::mem::replace(
-                &mut *slot.lock().unwrap_or_else(PoisonError::into_inner),
-                Slot::Done(value),
-            );
-            if let Slot::Waiting(Some(waker)) = previous {
-                waker.wake();
-            }
-        }
-    }
-}
-
-impl<T> Drop for Sender<T> {
-    /// Tells the receiver that no value will come (the sending thread panicked).
-    fn drop(&mut self) {
-        self.complete(None);
-    }
-}
-
-struct Receiver<T>(Arc<Mutex<Slot<T>>>);
-
-impl<T> Future for Receiver<T> {
-    /// The value, or `None` if the sender was dropped without sending.
-    type Output = Option<T>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        match &mut *slot {
-            Slot::Waiting(waker) => {
-                match waker {
-                    Some(w) if w.will_wake(cx.waker()) => {}
-                    _ => *waker = Some(cx.waker().clone()),
-                }
-                Poll::Pending
-            }
-            Slot::Done(_) => match std::mem::replace(&mut *slot, Slot::Taken) {
-                Slot::Done(value) => Poll::Ready(value),
-                _ => unreachable!(),
-            },
-            Slot::Taken => panic!("Receiver polled after completion"),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -511,16 +434,6 @@ mod tests {
         let mailbox = Mailbox::from_cli_args(&[dir.to_str().unwrap().to_owned()]).unwrap();
         assert_eq!(mailbox.path(), dir);
         assert!(dir.join("new").is_dir());
-    }
-
-    #[test]
-    fn oneshot_reports_a_dropped_sender() {
-        let (sender, receiver) = oneshot::<u8>();
-        drop(sender);
-        assert_eq!(block_on(receiver), None);
-        let (sender, receiver) = oneshot::<u8>();
-        std::thread::spawn(move || sender.send(7));
-        assert_eq!(block_on(receiver), Some(7));
     }
 
     #[test]

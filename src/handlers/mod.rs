@@ -1,6 +1,5 @@
 //! Built-in handlers, as aiosmtpd's `aiosmtpd.handlers`.
 
-#[cfg(feature = "proxy-handler")]
 mod blocking;
 mod debugging;
 mod mailbox;
