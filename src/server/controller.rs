@@ -293,18 +293,6 @@ impl<H: Handler, R: Runtime + Default, K> ThreadedController<H, R, K> {
         }
     }
 
-    /// Replaces the server configuration (limits, greeting name, ...).
-    pub fn with_config(mut self, config: Config) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// The name in the greeting and HELO/EHLO replies (aiosmtpd's `server_hostname`).
-    pub fn with_server_hostname(mut self, name: impl Into<String>) -> Self {
-        self.config.hostname = name.into();
-        self
-    }
-
     /// How long `start()` waits for the server (default 5 s; the environment
     /// variable `SMTPKIT_CONTROLLER_TIMEOUT` overrides it).
     pub fn with_ready_timeout(mut self, timeout: Duration) -> Self {
@@ -312,52 +300,9 @@ impl<H: Handler, R: Runtime + Default, K> ThreadedController<H, R, K> {
         self
     }
 
-    /// Offers STARTTLS with this rustls configuration (aiosmtpd's `tls_context`).
-    pub fn with_starttls(mut self, server_config: std::sync::Arc<rustls::ServerConfig>) -> Self {
-        self.tls.starttls = Some(server_config);
-        self
-    }
-
-    /// Requires STARTTLS before anything but NOOP, EHLO, STARTTLS and QUIT
-    /// (aiosmtpd's `require_starttls`; only with [`Self::with_starttls`]).
-    pub fn with_require_starttls(mut self, require: bool) -> Self {
-        self.config.require_starttls = require;
-        self
-    }
-
-    /// Speaks TLS from the first byte (implicit TLS, "SMTPS"; aiosmtpd's
-    /// `ssl_context`). TLS then counts for AUTH (aiosmtpd #274/#281 fixed).
-    pub fn with_implicit_tls(
-        mut self,
-        server_config: std::sync::Arc<rustls::ServerConfig>,
-    ) -> Self {
-        self.tls.implicit = Some(server_config);
-        self
-    }
-
-    /// The configuration, to change before `start()`.
-    pub fn config_mut(&mut self) -> &mut Config {
-        &mut self.config
-    }
-
-    /// The handler.
-    pub fn handler(&self) -> &Arc<H> {
-        &self.handler
-    }
-
     /// True between `start()` and `stop()`.
     pub fn is_running(&self) -> bool {
         self.running.is_some()
-    }
-
-    /// The bound TCP addresses while running (several for `"localhost"` or `""`).
-    pub fn local_addrs(&self) -> &[SocketAddr] {
-        &self.addrs
-    }
-
-    /// The first bound TCP address while running.
-    pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.addrs.first().copied()
     }
 
     /// Starts the server thread; returns once it accepts connections, or fails with
@@ -436,52 +381,6 @@ impl<H: Handler, R: Runtime + Default, K> ThreadedController<H, R, K> {
     }
 }
 
-impl<H: Handler, R: Runtime + Default> ThreadedController<H, R, Tcp> {
-    /// A stopped controller serving `handler` on [`get_localhost`] port 8025
-    /// (aiosmtpd's default).
-    pub fn new(handler: H) -> Self {
-        Self::with_target(
-            handler,
-            BindTarget::Tcp {
-                host: None,
-                port: 8025,
-            },
-        )
-    }
-
-    /// Listens on `host` (see [`BindTarget::Tcp`]).
-    pub fn with_hostname(mut self, host: impl Into<String>) -> Self {
-        if let BindTarget::Tcp { host: h, .. } = &mut self.target {
-            *h = Some(host.into());
-        }
-        self
-    }
-
-    /// Listens on `port` (0: a free port, see [`Self::local_addr`] after `start`).
-    pub fn with_port(mut self, port: u16) -> Self {
-        if let BindTarget::Tcp { port: p, .. } = &mut self.target {
-            *p = port;
-        }
-        self
-    }
-}
-
-impl<H: Handler, R: Runtime + Default> ThreadedController<H, R, Unix> {
-    /// A controller serving `handler` on the Unix domain socket `path` (a stale
-    /// socket file there is replaced; the file is removed on stop).
-    pub fn new(handler: H, path: impl Into<PathBuf>) -> Self {
-        Self::with_target(handler, BindTarget::Unix(path.into()))
-    }
-
-    /// The socket path.
-    pub fn path(&self) -> &Path {
-        match &self.target {
-            BindTarget::Unix(p) => p,
-            BindTarget::Tcp { .. } => Path::new(""),
-        }
-    }
-}
-
 impl<H: Handler, R: Runtime + Default, K> Drop for ThreadedController<H, R, K> {
     fn drop(&mut self) {
         if self.running.is_some() {
@@ -517,61 +416,6 @@ impl<H: Handler, R: Runtime + Default, K> LocalController<H, R, K> {
             ended: fired_signal(),
             _runtime: PhantomData,
         }
-    }
-
-    /// Replaces the server configuration.
-    pub fn with_config(mut self, config: Config) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// The name in the greeting and HELO/EHLO replies (aiosmtpd's `server_hostname`).
-    pub fn with_server_hostname(mut self, name: impl Into<String>) -> Self {
-        self.config.hostname = name.into();
-        self
-    }
-
-    /// Offers STARTTLS with this rustls configuration (aiosmtpd's `tls_context`).
-    pub fn with_starttls(mut self, server_config: std::sync::Arc<rustls::ServerConfig>) -> Self {
-        self.tls.starttls = Some(server_config);
-        self
-    }
-
-    /// Requires STARTTLS before anything but NOOP, EHLO, STARTTLS and QUIT
-    /// (aiosmtpd's `require_starttls`; only with [`Self::with_starttls`]).
-    pub fn with_require_starttls(mut self, require: bool) -> Self {
-        self.config.require_starttls = require;
-        self
-    }
-
-    /// Speaks TLS from the first byte (implicit TLS, "SMTPS"; aiosmtpd's
-    /// `ssl_context`). TLS then counts for AUTH (aiosmtpd #274/#281 fixed).
-    pub fn with_implicit_tls(
-        mut self,
-        server_config: std::sync::Arc<rustls::ServerConfig>,
-    ) -> Self {
-        self.tls.implicit = Some(server_config);
-        self
-    }
-
-    /// The configuration, to change before `begin()`.
-    pub fn config_mut(&mut self) -> &mut Config {
-        &mut self.config
-    }
-
-    /// The handler.
-    pub fn handler(&self) -> &Arc<H> {
-        &self.handler
-    }
-
-    /// The bound TCP addresses while running.
-    pub fn local_addrs(&self) -> &[SocketAddr] {
-        &self.addrs
-    }
-
-    /// The first bound TCP address while running.
-    pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.addrs.first().copied()
     }
 
     /// Binds and starts serving on the current runtime. Call from inside it.
@@ -636,51 +480,6 @@ impl<H: Handler, R: Runtime + Default, K> LocalController<H, R, K> {
     }
 }
 
-impl<H: Handler, R: Runtime + Default> LocalController<H, R, Tcp> {
-    /// A controller serving `handler` on [`get_localhost`] port 8025.
-    pub fn new(handler: H) -> Self {
-        Self::with_target(
-            handler,
-            BindTarget::Tcp {
-                host: None,
-                port: 8025,
-            },
-        )
-    }
-
-    /// Listens on `host` (see [`BindTarget::Tcp`]).
-    pub fn with_hostname(mut self, host: impl Into<String>) -> Self {
-        if let BindTarget::Tcp { host: h, .. } = &mut self.target {
-            *h = Some(host.into());
-        }
-        self
-    }
-
-    /// Listens on `port` (0: a free port).
-    pub fn with_port(mut self, port: u16) -> Self {
-        if let BindTarget::Tcp { port: p, .. } = &mut self.target {
-            *p = port;
-        }
-        self
-    }
-}
-
-impl<H: Handler, R: Runtime + Default> LocalController<H, R, Unix> {
-    /// A controller serving `handler` on the Unix domain socket `path` (a stale
-    /// socket file there is replaced; the file is removed on stop).
-    pub fn new(handler: H, path: impl Into<PathBuf>) -> Self {
-        Self::with_target(handler, BindTarget::Unix(path.into()))
-    }
-
-    /// The socket path.
-    pub fn path(&self) -> &Path {
-        match &self.target {
-            BindTarget::Unix(p) => p,
-            BindTarget::Tcp { .. } => Path::new(""),
-        }
-    }
-}
-
 impl<H: Handler, R: Runtime + Default, K> Drop for LocalController<H, R, K> {
     fn drop(&mut self) {
         if let Some(s) = self.shutdown.take() {
@@ -688,3 +487,118 @@ impl<H: Handler, R: Runtime + Default, K> Drop for LocalController<H, R, K> {
         }
     }
 }
+
+/// The builder methods and getters every controller shares (written once here
+/// for the threaded and the unthreaded family).
+macro_rules! controller_common {
+    ($name:ident) => {
+        impl<H: Handler, R: Runtime + Default, K> $name<H, R, K> {
+            /// Replaces the server configuration (limits, greeting name, ...).
+            pub fn with_config(mut self, config: Config) -> Self {
+                self.config = config;
+                self
+            }
+
+            /// The name in the greeting and HELO/EHLO replies (aiosmtpd's `server_hostname`).
+            pub fn with_server_hostname(mut self, name: impl Into<String>) -> Self {
+                self.config.hostname = name.into();
+                self
+            }
+
+            /// Offers STARTTLS with this rustls configuration (aiosmtpd's `tls_context`).
+            pub fn with_starttls(
+                mut self,
+                server_config: std::sync::Arc<rustls::ServerConfig>,
+            ) -> Self {
+                self.tls.starttls = Some(server_config);
+                self
+            }
+
+            /// Requires STARTTLS before anything but NOOP, EHLO, STARTTLS and QUIT
+            /// (aiosmtpd's `require_starttls`; only with [`Self::with_starttls`]).
+            pub fn with_require_starttls(mut self, require: bool) -> Self {
+                self.config.require_starttls = require;
+                self
+            }
+
+            /// Speaks TLS from the first byte (implicit TLS, "SMTPS"; aiosmtpd's
+            /// `ssl_context`). TLS then counts for AUTH (aiosmtpd #274/#281 fixed).
+            pub fn with_implicit_tls(
+                mut self,
+                server_config: std::sync::Arc<rustls::ServerConfig>,
+            ) -> Self {
+                self.tls.implicit = Some(server_config);
+                self
+            }
+
+            /// The configuration, to change before `start()`.
+            pub fn config_mut(&mut self) -> &mut Config {
+                &mut self.config
+            }
+
+            /// The handler.
+            pub fn handler(&self) -> &Arc<H> {
+                &self.handler
+            }
+
+            /// The bound TCP addresses while running (several for `"localhost"` or `""`).
+            pub fn local_addrs(&self) -> &[SocketAddr] {
+                &self.addrs
+            }
+
+            /// The first bound TCP address while running.
+            pub fn local_addr(&self) -> Option<SocketAddr> {
+                self.addrs.first().copied()
+            }
+        }
+
+        impl<H: Handler, R: Runtime + Default> $name<H, R, Tcp> {
+            /// A stopped controller serving `handler` on [`get_localhost`] port 8025
+            /// (aiosmtpd's default).
+            pub fn new(handler: H) -> Self {
+                Self::with_target(
+                    handler,
+                    BindTarget::Tcp {
+                        host: None,
+                        port: 8025,
+                    },
+                )
+            }
+
+            /// Listens on `host` (see [`BindTarget::Tcp`]).
+            pub fn with_hostname(mut self, host: impl Into<String>) -> Self {
+                if let BindTarget::Tcp { host: h, .. } = &mut self.target {
+                    *h = Some(host.into());
+                }
+                self
+            }
+
+            /// Listens on `port` (0: a free port, see [`Self::local_addr`] after `start`).
+            pub fn with_port(mut self, port: u16) -> Self {
+                if let BindTarget::Tcp { port: p, .. } = &mut self.target {
+                    *p = port;
+                }
+                self
+            }
+        }
+
+        impl<H: Handler, R: Runtime + Default> $name<H, R, Unix> {
+            /// A controller serving `handler` on the Unix domain socket `path` (a stale
+            /// socket file there is replaced; the file is removed on stop).
+            pub fn new(handler: H, path: impl Into<PathBuf>) -> Self {
+                Self::with_target(handler, BindTarget::Unix(path.into()))
+            }
+
+            /// The socket path.
+            pub fn path(&self) -> &Path {
+                match &self.target {
+                    BindTarget::Unix(p) => p,
+                    BindTarget::Tcp { .. } => Path::new(""),
+                }
+            }
+        }
+    };
+}
+
+controller_common!(ThreadedController);
+controller_common!(LocalController);
