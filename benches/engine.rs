@@ -275,7 +275,11 @@ fn check_paths() {
         .filter(|l| l.as_bytes().get(3) == Some(&b' '))
         .map(|l| &l[..3])
         .collect();
-    assert_eq!(codes, ["220", "250", "250", "250", "354", "250", "221"], "{wire}");
+    assert_eq!(
+        codes,
+        ["220", "250", "250", "250", "354", "250", "221"],
+        "{wire}"
+    );
     assert!(conn.is_closed());
 }
 

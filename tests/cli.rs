@@ -392,3 +392,131 @@ fn proxy_handler_relays_to_an_upstream() {
     let out = run(&["-n", "-c", "proxy", "onlyhost"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Writes a fresh self-signed certificate and key; returns (cert, key) paths.
+fn cert_pair(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert_path = dir.join(format!("{name}.pem"));
+    let key_path = dir.join(format!("{name}.key"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    (cert_path, key_path)
+}
+
+#[test]
+fn certificate_and_auth_file_errors_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = cert_pair(dir.path(), "a");
+    let (_, other_key) = cert_pair(dir.path(), "b");
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate\n").unwrap();
+    let missing = dir.path().join("missing.pem");
+    let users_bad = dir.path().join("users-bad.txt");
+    std::fs::write(&users_bad, "alice:wonderland\nno colon here\n").unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_owned();
+    let cases: Vec<(Vec<String>, String)> = vec![
+        (
+            vec!["--tlscert".into(), s(&cert)],
+            "--tlscert and --tlskey must be specified together".into(),
+        ),
+        (
+            vec!["--smtpskey".into(), s(&key)],
+            "--smtpscert and --smtpskey must be specified together".into(),
+        ),
+        (
+            vec!["--tlscert".into(), s(&missing), "--tlskey".into(), s(&key)],
+            format!("Cert file {} not found", missing.display()),
+        ),
+        (
+            vec!["--tlscert".into(), s(&cert), "--tlskey".into(), s(&missing)],
+            format!("Key file {} not found", missing.display()),
+        ),
+        (
+            vec!["--tlscert".into(), s(&garbage), "--tlskey".into(), s(&key)],
+            s(&garbage),
+        ),
+        (
+            vec![
+                "--smtpscert".into(),
+                s(&cert),
+                "--smtpskey".into(),
+                s(&garbage),
+            ],
+            s(&garbage),
+        ),
+        (
+            vec![
+                "--tlscert".into(),
+                s(&cert),
+                "--tlskey".into(),
+                s(&other_key),
+            ],
+            s(&other_key),
+        ),
+        (vec!["--auth-file".into(), s(&missing)], s(&missing)),
+        (
+            vec!["--auth-file".into(), s(&users_bad)],
+            format!("{} line 2", users_bad.display()),
+        ),
+    ];
+    for (args, expect) in cases {
+        let mut all = vec![
+            "-n".to_owned(),
+            "-c".into(),
+            "sink".into(),
+            "-l".into(),
+            "127.0.0.1:0".into(),
+        ];
+        all.extend(args.iter().cloned());
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        let out = run(&refs);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.contains(&expect),
+            "{args:?}: expected {expect:?} in {err}"
+        );
+    }
+}
+
+#[test]
+fn starttls_and_auth_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = cert_pair(dir.path(), "srv");
+    let users = dir.path().join("users.txt");
+    std::fs::write(&users, "alice:wonderland\n").unwrap();
+    let port = free_port();
+    let server = Server::start(&[
+        "-n",
+        "-c",
+        "sink",
+        "-l",
+        &format!("127.0.0.1:{port}"),
+        "--tlscert",
+        cert.to_str().unwrap(),
+        "--tlskey",
+        key.to_str().unwrap(),
+        "--auth-file",
+        users.to_str().unwrap(),
+        "--auth-required",
+    ]);
+    connect_tcp(port);
+    // Python's smtplib: STARTTLS (required), AUTH, a message.
+    let script = "import smtplib, ssl, sys\n\
+        ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE\n\
+        s = smtplib.SMTP('127.0.0.1', int(sys.argv[1]), timeout=10)\n\
+        code, _ = s.mail('a@example.com'); assert code == 530, code\n\
+        s.starttls(context=ctx); s.ehlo()\n\
+        try:\n    s.login('alice', 'wrong'); raise SystemExit('wrong password accepted')\n\
+        except smtplib.SMTPAuthenticationError as e:\n    assert e.smtp_code == 535\n\
+        s.login('alice', 'wonderland')\n\
+        assert not s.sendmail('a@example.com', ['b@example.com'], b'Subject: x\\r\\n\\r\\nhi\\r\\n')\n\
+        s.quit()\n";
+    let status = Command::new("python3")
+        .args(["-c", script, &port.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(server.terminate().status.success());
+}

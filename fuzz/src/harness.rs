@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use smtpkit::proto::{
-    Action, Ask, AuthResult, CallLimits, Config, Connection, Decision, Error, HookFailure,
-    Outcome, Peer, Reply, TlsInfo,
+    Action, Ask, AuthResult, CallLimits, Config, Connection, Decision, Error, HookFailure, Outcome,
+    Peer, Reply, TlsInfo,
 };
 
 /// Reads the fuzz input front to back; past its end every read gives zeros.
@@ -407,7 +407,9 @@ impl Harness {
 
     /// The TLS handshake finished.
     pub fn tls_established(&mut self) {
-        let r = self.conn.handle_tls_established(self.now, TlsInfo::default());
+        let r = self
+            .conn
+            .handle_tls_established(self.now, TlsInfo::default());
         if self.closed {
             // After Close anything goes, as long as nothing more happens (checked
             // in drain).
@@ -421,7 +423,11 @@ impl Harness {
             );
             assert_eq!(self.conn.envelope().mail_from, None);
         } else {
-            assert_eq!(r, Err(Error::NoTlsPending), "TLS established without StartTls");
+            assert_eq!(
+                r,
+                Err(Error::NoTlsPending),
+                "TLS established without StartTls"
+            );
         }
         self.drain();
     }
@@ -446,7 +452,10 @@ impl Harness {
             if self.now < deadline {
                 self.conn.handle_timeout(self.now);
                 self.drain();
-                assert!(self.events.is_empty(), "a timeout before the deadline acted");
+                assert!(
+                    self.events.is_empty(),
+                    "a timeout before the deadline acted"
+                );
             }
             return;
         }
@@ -455,7 +464,11 @@ impl Harness {
         }
         self.conn.handle_timeout(self.now);
         self.drain();
-        assert!(self.closed, "a timeout did not close the connection: {:?}", self.events);
+        assert!(
+            self.closed,
+            "a timeout did not close the connection: {:?}",
+            self.events
+        );
     }
 
     /// The peer closed its side.
@@ -496,7 +509,10 @@ impl Harness {
                 break;
             }
         }
-        assert!(self.closed, "the connection did not close after the peer did");
+        assert!(
+            self.closed,
+            "the connection did not close after the peer did"
+        );
         assert!(self.conn.is_closed());
         // Everything after Close is refused or ignored.
         self.input(b"NOOP\r\n");
@@ -514,10 +530,7 @@ impl Harness {
         self.events.clear();
         self.pending = None;
         if self.closed {
-            assert!(
-                self.conn.poll_action().is_none(),
-                "an action after Close"
-            );
+            assert!(self.conn.poll_action().is_none(), "an action after Close");
             return;
         }
         let bound = 64 * self.fed + 4096;
@@ -537,7 +550,10 @@ impl Harness {
                     if self.config.proxy_protocol_timeout.is_some() && !self.proxy_answered {
                         // Before the PROXY header is accepted the client hears
                         // nothing but a shutdown's or a hook timeout's 421.
-                        assert!(bytes.starts_with(b"421 "), "a reply before PROXY: {bytes:?}");
+                        assert!(
+                            bytes.starts_with(b"421 "),
+                            "a reply before PROXY: {bytes:?}"
+                        );
                     }
                     check_wire(bytes);
                     self.out.extend_from_slice(bytes);
@@ -619,7 +635,10 @@ fn decision_len(d: &Decision) -> usize {
 
 /// Checks that `bytes` is a sequence of complete reply lines.
 pub fn check_wire(bytes: &[u8]) {
-    assert!(bytes.ends_with(b"\r\n"), "a Send not ending in CRLF: {bytes:?}");
+    assert!(
+        bytes.ends_with(b"\r\n"),
+        "a Send not ending in CRLF: {bytes:?}"
+    );
     let mut continued: Option<&[u8]> = None;
     let mut rest = bytes;
     while !rest.is_empty() {
@@ -709,8 +728,14 @@ fn check_hook(
             assert!(tls_ok, "AUTH before the required STARTTLS");
         }
         Ask::Proxy => {
-            assert!(config.proxy_protocol_timeout.is_some(), "PROXY hook without PROXY");
-            let data = session.proxy_data.as_ref().expect("PROXY hook without data");
+            assert!(
+                config.proxy_protocol_timeout.is_some(),
+                "PROXY hook without PROXY"
+            );
+            let data = session
+                .proxy_data
+                .as_ref()
+                .expect("PROXY hook without data");
             assert!(data.is_valid(), "PROXY hook for an invalid header");
         }
         Ask::Rset | Ask::Noop { .. } | Ask::Quit => {}
@@ -744,7 +769,7 @@ pub fn b64_encode(data: &[u8]) -> String {
 /// Strict base64 as the engine documents it (Python's `b64decode(validate=True)`):
 /// the standard alphabet, canonical padding, trailing bits ignored.
 pub fn b64_decode(text: &[u8]) -> Option<Vec<u8>> {
-    if text.len() % 4 != 0 {
+    if !text.len().is_multiple_of(4) {
         return None;
     }
     let mut out = Vec::with_capacity(text.len() / 4 * 3);

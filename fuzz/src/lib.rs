@@ -21,8 +21,11 @@ pub mod proxy;
 #[path = "session.rs"]
 pub mod session;
 
+/// A target's entry point: one fuzz input.
+pub type Run = fn(&[u8]);
+
 /// Every target: its name (the corpus directory) and its entry point.
-pub const TARGETS: [(&str, fn(&[u8])); 5] = [
+pub const TARGETS: [(&str, Run); 5] = [
     ("auth", auth::run),
     ("command", command::run),
     ("data", data::run),

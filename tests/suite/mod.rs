@@ -9,6 +9,7 @@ mod handlers;
 mod haproxy;
 mod hostile;
 mod lifecycle;
+mod lmtp;
 mod tls;
 mod unix;
 mod unthreaded;

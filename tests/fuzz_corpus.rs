@@ -1,0 +1,129 @@
+//! Replays the fuzz corpus (`fuzz/corpus/<target>/`) and the saved findings
+//! (`fuzz/artifacts-found/<target>/`, if any) through the fuzz targets' own logic,
+//! on stable Rust and without libFuzzer. The targets live in `fuzz/src/`, which is
+//! included here as a module; see `fuzz/README.md` for fuzzing itself.
+
+#[path = "../fuzz/src/lib.rs"]
+mod fuzz_logic;
+
+use std::fs;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
+}
+
+/// The files of `dir`, sorted.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|p| p.is_file())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Runs every file of `dir` through `run`; returns the failures' messages.
+fn replay(dir: &Path, run: fn(&[u8])) -> (usize, Vec<String>) {
+    let mut failures = Vec::new();
+    let files = files(dir);
+    for path in &files {
+        let data = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| run(&data))) {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_default();
+            failures.push(format!("{}: {msg}", path.display()));
+        }
+    }
+    (files.len(), failures)
+}
+
+fn target(name: &str) -> fn(&[u8]) {
+    fuzz_logic::TARGETS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, run)| *run)
+        .unwrap_or_else(|| panic!("no fuzz target {name}"))
+}
+
+#[track_caller]
+fn corpus(name: &str) {
+    let dir = fuzz_dir().join("corpus").join(name);
+    assert!(dir.is_dir(), "the corpus {} is missing", dir.display());
+    let (count, failures) = replay(&dir, target(name));
+    assert!(count > 0, "the corpus {} is empty", dir.display());
+    assert!(
+        failures.is_empty(),
+        "{} of {count} inputs failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn corpus_auth() {
+    corpus("auth");
+}
+
+#[test]
+fn corpus_command() {
+    corpus("command");
+}
+
+#[test]
+fn corpus_data() {
+    corpus("data");
+}
+
+#[test]
+fn corpus_proxy() {
+    corpus("proxy");
+}
+
+#[test]
+fn corpus_session() {
+    corpus("session");
+}
+
+/// Every corpus directory belongs to a target and every target has one.
+#[test]
+fn corpus_directories_match_targets() {
+    let mut dirs: Vec<String> = fs::read_dir(fuzz_dir().join("corpus"))
+        .expect("fuzz/corpus")
+        .map(|e| {
+            e.expect("a directory entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    dirs.sort();
+    let targets: Vec<&str> = fuzz_logic::TARGETS.iter().map(|(n, _)| *n).collect();
+    assert_eq!(dirs, targets);
+}
+
+/// Inputs that once made a target fail, saved by hand from `fuzz/artifacts/`.
+#[test]
+fn artifacts_found() {
+    let root = fuzz_dir().join("artifacts-found");
+    if !root.is_dir() {
+        return;
+    }
+    let mut failures = Vec::new();
+    for (name, run) in fuzz_logic::TARGETS {
+        let dir = root.join(name);
+        if dir.is_dir() {
+            failures.extend(replay(&dir, run).1);
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "saved findings still fail:\n{}",
+        failures.join("\n")
+    );
+}
