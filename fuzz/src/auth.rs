@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 
 use smtpkit::proto::{Ask, AuthResult, Config, Decision, Outcome, Peer, Reply};
 
-use crate::harness::{Harness, Source, b64_decode, b64_encode, encode_reply};
+use super::harness::{Harness, Source, b64_decode, b64_encode, encode_reply};
 
 /// A reply the model expects: its code, and its lines when they are known.
 #[derive(Clone, Debug, PartialEq, Eq)]

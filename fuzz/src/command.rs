@@ -10,7 +10,7 @@
 
 use smtpkit::proto::{Ask, AuthResult, Decision, Outcome, ParsedPath, Peer, parse_path};
 
-use crate::harness::{Harness, config};
+use super::harness::{Harness, config};
 
 /// Runs one input.
 pub fn run(data: &[u8]) {

@@ -14,7 +14,7 @@
 
 use smtpkit::proto::{DataDecoder, DataError};
 
-use crate::harness::Source;
+use super::harness::Source;
 
 /// What the reference model (and the decoder) make of a body.
 #[derive(Clone, Debug, PartialEq, Eq)]

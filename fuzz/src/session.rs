@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use smtpkit::proto::{Ask, AuthResult, Decision, Outcome, Peer};
 
-use crate::harness::{Harness, Source, config};
+use super::harness::{Harness, Source, config};
 
 /// Runs one input.
 pub fn run(data: &[u8]) {

@@ -78,9 +78,12 @@ fn lmtp_over_a_unix_socket_answers_per_recipient() {
     assert_eq!(c.reply1(), "250 OK");
 }
 
+/// Per message: the PROXY source address and port, and whether TLS was up.
+type ProxySeen = Arc<Mutex<Vec<Option<(ProxyAddr, u16, bool)>>>>;
+
 #[derive(Clone, Default)]
 struct SeesProxy {
-    seen: Arc<Mutex<Vec<Option<(ProxyAddr, u16, bool)>>>>,
+    seen: ProxySeen,
 }
 
 impl Handler for SeesProxy {
