@@ -343,11 +343,6 @@ impl Harness {
         h
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
     /// Feeds bytes.
     pub fn input(&mut self, data: &[u8]) {
         self.fed += data.len();
@@ -509,6 +504,9 @@ impl Harness {
                 break;
             }
         }
+        if std::env::var_os("SMTPKIT_FUZZ_TRACE").is_some() {
+            eprintln!("hooks: {:?}\nwire:\n{}", self.asks, String::from_utf8_lossy(&self.out));
+        }
         assert!(
             self.closed,
             "the connection did not close after the peer did"
@@ -528,7 +526,8 @@ impl Harness {
     /// Polls every action, checking each; leaves them in `events`.
     pub fn drain(&mut self) {
         self.events.clear();
-        self.pending = None;
+        // Still pending unless `decide` took it: then a Hook is the same call again.
+        let unanswered = self.pending.take();
         if self.closed {
             assert!(self.conn.poll_action().is_none(), "an action after Close");
             return;
@@ -582,7 +581,10 @@ impl Harness {
                         }
                         other => panic!("a pending Hook was not returned again: {other:?}"),
                     }
-                    self.asks.push(ask.clone());
+                    match &unanswered {
+                        Some(prev) => assert_eq!(*prev, ask, "a new hook before the last was answered"),
+                        None => self.asks.push(ask.clone()),
+                    }
                     self.events.push(Event::Hook(ask.clone()));
                     self.pending = Some(ask);
                     return;
