@@ -201,7 +201,7 @@ fn body_lines(total: usize, width: usize, dot_every: Option<usize>) -> Vec<u8> {
         body.extend_from_slice(b"\r\n");
     };
     while total - body.len() >= 2 * (width + 4) {
-        if dot_every.is_some_and(|n| line % n == 0) {
+        if dot_every.is_some_and(|n| line.is_multiple_of(n)) {
             body.extend_from_slice(b"..");
         }
         fill(&mut body, width, line);

@@ -82,22 +82,31 @@ fn engine(mode: u8, rest: &[u8]) {
     let reference = transcript(&config, &[&script]);
     let at = usize::from(mode >> 1) * script.len() / 128;
     let split = transcript(&config, &[&script[..at], &script[at..]]);
-    assert_eq!(
-        split, reference,
-        "split at {at} differs from whole: {script:?}"
-    );
+    same(&split, &reference, &format!("split at {at}"), &script);
     if script.len() <= 2048 {
         let bytes: Vec<&[u8]> = script.chunks(1).collect();
         let by_byte = transcript(&config, &bytes);
-        assert_eq!(
-            by_byte, reference,
-            "byte by byte differs from whole: {script:?}"
-        );
+        same(&by_byte, &reference, "byte by byte", &script);
     }
 }
 
+type Transcript = (Vec<u8>, Vec<Ask>);
+
+#[track_caller]
+fn same(got: &Transcript, reference: &Transcript, label: &str, script: &[u8]) {
+    let show = |t: &Transcript| String::from_utf8_lossy(&t.0).into_owned();
+    let (got_wire, ref_wire) = (show(got), show(reference));
+    assert!(
+        got == reference,
+        "{label} differs from whole input\n  input: {:?}\n  whole:\n{ref_wire}\n  {label}:\n{got_wire}\n  whole asks: {:?}\n  {label} asks: {:?}",
+        String::from_utf8_lossy(script),
+        reference.1,
+        got.1,
+    );
+}
+
 /// Feeds the pieces (answering hooks by default), then the peer closes; returns the bytes written and the hook calls.
-fn transcript(config: &smtpkit::proto::Config, pieces: &[&[u8]]) -> (Vec<u8>, Vec<Ask>) {
+fn transcript(config: &smtpkit::proto::Config, pieces: &[&[u8]]) -> Transcript {
     let mut h = Harness::new(config.clone(), Peer::Unknown, false, false);
     let answer = |ask: &Ask| match ask {
         Ask::Auth { .. } | Ask::AuthStep { .. } => Decision::Auth(AuthResult::Success(None)),

@@ -282,8 +282,8 @@ pub enum Event {
 ///   answering with nothing pending does;
 /// - after STARTTLS, plaintext input does nothing until TLS is established;
 /// - hook calls only come in states that allow them (MAIL after HELO, RCPT after
-///   MAIL, DATA after RCPT, nothing but MAIL-less commands before AUTH when it is
-///   required, ...);
+///   MAIL, DATA after RCPT, no MAIL, RCPT, DATA or VRFY before AUTH when it is
+///   required, nothing but EHLO, NOOP and QUIT before a required STARTTLS, ...);
 /// - body chunk offsets are contiguous.
 pub struct Harness {
     /// The engine.
@@ -505,7 +505,11 @@ impl Harness {
             }
         }
         if std::env::var_os("SMTPKIT_FUZZ_TRACE").is_some() {
-            eprintln!("hooks: {:?}\nwire:\n{}", self.asks, String::from_utf8_lossy(&self.out));
+            eprintln!(
+                "hooks: {:?}\nwire:\n{}",
+                self.asks,
+                String::from_utf8_lossy(&self.out)
+            );
         }
         assert!(
             self.closed,
@@ -582,7 +586,9 @@ impl Harness {
                         other => panic!("a pending Hook was not returned again: {other:?}"),
                     }
                     match &unanswered {
-                        Some(prev) => assert_eq!(*prev, ask, "a new hook before the last was answered"),
+                        Some(prev) => {
+                            assert_eq!(*prev, ask, "a new hook before the last was answered")
+                        }
                         None => self.asks.push(ask.clone()),
                     }
                     self.events.push(Event::Hook(ask.clone()));

@@ -131,17 +131,28 @@ impl DataDecoder {
     }
 
     fn count(&mut self, n: usize, out: &mut Vec<u8>) {
-        self.total = self.total.saturating_add(n);
-        self.line_len = self.line_len.saturating_add(n);
         if self.error.is_none() {
-            if self.size_limit.is_some_and(|limit| self.total > limit) {
-                self.error = Some(DataError::TooMuchData);
-                out.clear();
-            } else if self.line_len > self.line_limit {
-                self.error = Some(DataError::LineTooLong);
+            // The byte (1-based, within these n) at which each limit is crossed; the
+            // earlier one wins, so the verdict never depends on how reads were split.
+            let size_at = self
+                .size_limit
+                .filter(|&limit| self.total.saturating_add(n) > limit)
+                .map(|limit| limit.saturating_sub(self.total) + 1);
+            let line_at = (self.line_len.saturating_add(n) > self.line_limit)
+                .then(|| self.line_limit.saturating_sub(self.line_len) + 1);
+            let error = match (size_at, line_at) {
+                (Some(s), Some(l)) if l < s => Some(DataError::LineTooLong),
+                (Some(_), _) => Some(DataError::TooMuchData),
+                (None, Some(_)) => Some(DataError::LineTooLong),
+                (None, None) => None,
+            };
+            if error.is_some() {
+                self.error = error;
                 out.clear();
             }
         }
+        self.total = self.total.saturating_add(n);
+        self.line_len = self.line_len.saturating_add(n);
     }
 }
 

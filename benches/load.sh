@@ -1,0 +1,399 @@
+#!/usr/bin/env bash
+# Load benchmark: smtpkit (`-c sink`) against Postfix's smtp-sink and aiosmtpd's
+# Sink, each driven in turn by Postfix's smtp-source on 127.0.0.1.
+#
+#   bash benches/load.sh              # full run: 5 interleaved repetitions, medians
+#   QUICK=1 bash benches/load.sh      # check the script: 1 repetition, 10x fewer messages
+#
+# Environment:
+#   REPS=N            repetitions (default 5; 1 with QUICK=1)
+#   QUICK=1           10x fewer messages/connections, REPS=1 unless REPS is set
+#   SERVERS="..."     subset/order of: smtpkit smtp-sink aiosmtpd (default: all three)
+#   WORKLOADS="..."   subset of 1 2 3 4 5 (default: all)
+#   SKIP_BUILD=1      don't run `cargo build --release` (use the existing binary)
+#   SMTPKIT=PATH      the smtpkit binary (default: <target dir>/release/smtpkit)
+#   VENV=DIR          venv for aiosmtpd 1.4.6 (default /tmp/smtpkit-bench-venv)
+#   PORT_BASE=N       first listening port (default 21000; one new port per run)
+#   RUN_TIMEOUT=S     time limit of one smtp-source run (default 600)
+#   KEEP=DIR          directory for logs and results.tsv (default: a new /tmp dir)
+#
+# Workloads (message counts divided by 10 with QUICK=1):
+#   1  1 session, 2,000 messages of 1 KiB           smtp-source -d -s 1 -m 2000 -l 1024
+#   2  a new connection per message, 2,000 x 1 KiB   smtp-source -s 1 -m 2000 -l 1024
+#      (smtp-source's -d means "don't disconnect": without it every message
+#      gets its own connection)
+#   3  50 parallel sessions, 20,000 x 1 KiB           smtp-source -d -s 50 -m 20000 -l 1024
+#   4  1 session, 20 messages of 20 MiB              smtp-source -d -s 1 -m 20 -l 20971520
+#   5  2,000 idle connections (benches/idle_clients.py holds them after the greeting)
+#
+# For every run a fresh server is started on a new port; recorded: wall time of
+# smtp-source, the server's CPU seconds (utime+stime from /proc/PID/stat before
+# and after) and its peak RSS (VmHWM). Idle connections: VmRSS before and after.
+# Servers are interleaved (for each workload: for rep: for server) so that drift
+# of the machine hits all of them alike; the table shows medians.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$HERE")
+
+QUICK=${QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+    REPS=${REPS:-1}
+    SCALE=10
+else
+    REPS=${REPS:-5}
+    SCALE=1
+fi
+SERVERS=${SERVERS:-"smtpkit smtp-sink aiosmtpd"}
+WORKLOADS=${WORKLOADS:-"1 2 3 4 5"}
+VENV=${VENV:-/tmp/smtpkit-bench-venv}
+PORT_BASE=${PORT_BASE:-21000}
+RUN_TIMEOUT=${RUN_TIMEOUT:-600}
+SMTP_SOURCE=/usr/sbin/smtp-source
+SMTP_SINK=/usr/sbin/smtp-sink
+HZ=$(getconf CLK_TCK)
+
+case "$REPS" in '' | *[!0-9]*) echo "REPS must be a number" >&2; exit 2 ;; esac
+if [ "$REPS" -lt 1 ] || [ "$REPS" -gt 50 ]; then
+    echo "REPS must be 1..50" >&2
+    exit 2
+fi
+
+if [ -n "${KEEP:-}" ]; then
+    WORK=$KEEP
+    mkdir -p "$WORK"
+else
+    WORK=$(mktemp -d /tmp/smtpkit-load.XXXXXX)
+fi
+RESULTS=$WORK/results.tsv
+: >"$RESULTS"
+
+SERVER_PID=
+IDLE_PID=
+cleanup() {
+    local pid
+    for pid in $IDLE_PID $SERVER_PID; do
+        if kill -0 "$pid" 2>/dev/null; then
+            kill "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        fi
+    done
+    IDLE_PID=
+    SERVER_PID=
+}
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT TERM
+
+log() { printf '%s\n' "$*" >&2; }
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+        log "need root for: $*"
+        return 1
+    fi
+}
+
+# --- what the benchmark needs ------------------------------------------------
+
+if [ ! -x "$SMTP_SOURCE" ] || [ ! -x "$SMTP_SINK" ]; then
+    log "installing Debian's postfix (smtp-source, smtp-sink)"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix >/dev/null
+fi
+command -v python3 >/dev/null || { log "python3 is needed (idle connections, the table)"; exit 1; }
+
+if [[ " $SERVERS " == *" aiosmtpd "* ]]; then
+    if ! "$VENV/bin/python" -c 'import aiosmtpd, sys; sys.exit(aiosmtpd.__version__ != "1.4.6")' 2>/dev/null; then
+        log "installing aiosmtpd 1.4.6 into $VENV"
+        if ! { python3 -m venv "$VENV" && "$VENV/bin/pip" install -q aiosmtpd==1.4.6; } >"$WORK/pip.log" 2>&1; then
+            log "aiosmtpd unavailable (see $WORK/pip.log): skipping that peer"
+            SERVERS=${SERVERS//aiosmtpd/}
+        fi
+    fi
+fi
+
+if [ -z "${SMTPKIT:-}" ]; then
+    if [ "${SKIP_BUILD:-0}" != 1 ]; then
+        log "building smtpkit (cargo build --release)"
+        (cd "$ROOT" && cargo build --release)
+    fi
+    TARGET_DIR=$(cd "$ROOT" && cargo metadata --no-deps --format-version 1 |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+    SMTPKIT=$TARGET_DIR/release/smtpkit
+fi
+[ -x "$SMTPKIT" ] || { log "no smtpkit binary at $SMTPKIT"; exit 1; }
+
+SINK_USER=()
+[ "$(id -u)" = 0 ] && SINK_USER=(-u nobody)
+
+if pgrep -f '\.ci/run' >/dev/null 2>&1; then
+    log "warning: a CI run is using this machine; numbers will be noisy"
+fi
+
+# --- helpers -----------------------------------------------------------------
+
+PORT=$PORT_BASE
+next_port() { PORT=$((PORT + 1)); }
+
+# utime + stime of the whole process (all threads), in clock ticks.
+cpu_ticks() {
+    local s
+    s=$(<"/proc/$1/stat")
+    s=${s##*) }
+    # shellcheck disable=SC2086
+    set -- $s
+    echo $((${12} + ${13}))
+}
+# A field of /proc/PID/status in kB (VmRSS, VmHWM).
+status_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+now() { date +%s.%N; }
+
+listening() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
+
+# start_server NAME PORT LOG: sets SERVER_PID once the port listens.
+start_server() {
+    local name=$1 port=$2 out=$3
+    case "$name" in
+    smtpkit) "$SMTPKIT" -n -l "127.0.0.1:$port" -c sink >"$out" 2>&1 & ;;
+    smtp-sink) "$SMTP_SINK" "${SINK_USER[@]}" -m 4096 "127.0.0.1:$port" 4096 >"$out" 2>&1 & ;;
+    aiosmtpd) "$VENV/bin/python" -m aiosmtpd -n -c aiosmtpd.handlers.Sink -l "127.0.0.1:$port" >"$out" 2>&1 & ;;
+    *) log "unknown server $name"; return 1 ;;
+    esac
+    SERVER_PID=$!
+    for _ in $(seq 1 200); do
+        listening "$port" && { sleep 0.2; return 0; }
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    log "$name did not start on port $port (log: $out)"
+    tail -5 "$out" >&2 || true
+    stop_server
+    return 1
+}
+
+stop_server() {
+    if [ -n "$SERVER_PID" ]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=
+    fi
+}
+
+# result WORKLOAD SERVER REP OK COUNT UNIT_BYTES WALL CPU_S HWM_KIB BASE_KIB RSS_KIB
+result() {
+    local IFS=$'\t'
+    echo "$*" >>"$RESULTS"
+}
+
+# run_source WORKLOAD SERVER REP COUNT SIZE SMTP-SOURCE-FLAGS...
+run_source() {
+    local w=$1 server=$2 rep=$3 count=$4 size=$5
+    shift 5
+    next_port
+    local tag="w$w-$server-r$rep"
+    start_server "$server" "$PORT" "$WORK/$tag.server.log" || {
+        result "$w" "$server" "$rep" 0 "$count" "$size" 0 0 0 0 0
+        return 0
+    }
+    local c0 c1 t0 t1 rc=0 hwm
+    c0=$(cpu_ticks "$SERVER_PID")
+    t0=$(now)
+    timeout "$RUN_TIMEOUT" "$SMTP_SOURCE" "$@" -m "$count" -l "$size" -M bench.example \
+        "127.0.0.1:$PORT" >"$WORK/$tag.source.log" 2>&1 || rc=$?
+    t1=$(now)
+    sleep 0.2 # let the server finish closing what smtp-source left
+    c1=$(cpu_ticks "$SERVER_PID")
+    hwm=$(status_kib "$SERVER_PID" VmHWM)
+    stop_server
+    local ok=1
+    if [ "$rc" != 0 ]; then
+        ok=0
+        log "  smtp-source failed (exit $rc) against $server: $(tail -2 "$WORK/$tag.source.log" | tr '\n' ' ')"
+    fi
+    local wall cpu
+    wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')
+    cpu=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN { printf "%.3f", (b - a) / hz }')
+    result "$w" "$server" "$rep" "$ok" "$count" "$size" "$wall" "$cpu" "$hwm" 0 0
+    awk -v s="$server" -v n="$count" -v sz="$size" -v wall="$wall" -v cpu="$cpu" -v hwm="$hwm" 'BEGIN {
+        if (sz >= 1048576) rate = sprintf("%.1f MiB/s", n * sz / 1048576 / wall)
+        else rate = sprintf("%.0f msg/s", n / wall)
+        printf "  %-9s %s  wall %.2fs  server CPU %.2fs  peak RSS %.1f MiB\n", s, rate, wall, cpu, hwm / 1024 }' >&2
+}
+
+# run_idle SERVER REP COUNT
+run_idle() {
+    local server=$1 rep=$2 count=$3
+    next_port
+    local tag="w5-$server-r$rep"
+    start_server "$server" "$PORT" "$WORK/$tag.server.log" || {
+        result 5 "$server" "$rep" 0 "$count" 0 0 0 0 0 0
+        return 0
+    }
+    sleep 0.3
+    local base c0 c1 t0 t1 rss hwm stop=$WORK/$tag.stop out=$WORK/$tag.clients.log ready=
+    base=$(status_kib "$SERVER_PID" VmRSS)
+    c0=$(cpu_ticks "$SERVER_PID")
+    t0=$(now)
+    python3 "$HERE/idle_clients.py" 127.0.0.1 "$PORT" "$count" "$stop" 180 >"$out" 2>&1 &
+    IDLE_PID=$!
+    for _ in $(seq 1 1500); do # at most 150 s
+        ready=$(grep -m1 '^ready' "$out" 2>/dev/null || true)
+        [ -n "$ready" ] && break
+        kill -0 "$IDLE_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    t1=$(now)
+    sleep 1 # let the server settle
+    rss=$(status_kib "$SERVER_PID" VmRSS)
+    hwm=$(status_kib "$SERVER_PID" VmHWM)
+    c1=$(cpu_ticks "$SERVER_PID")
+    touch "$stop"
+    wait "$IDLE_PID" 2>/dev/null || true
+    IDLE_PID=
+    stop_server
+    local greeted ok=1
+    greeted=$(awk '{ print $2 }' <<<"${ready:-ready 0}")
+    if [ "$greeted" != "$count" ]; then
+        ok=0
+        log "  only $greeted of $count idle connections were greeted by $server"
+    fi
+    local wall cpu
+    wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')
+    cpu=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN { printf "%.3f", (b - a) / hz }')
+    result 5 "$server" "$rep" "$ok" "$greeted" 0 "$wall" "$cpu" "$hwm" "$base" "$rss"
+    awk -v s="$server" -v n="$greeted" -v base="$base" -v rss="$rss" 'BEGIN {
+        printf "  %-9s %d idle connections: RSS %.1f -> %.1f MiB, %.1f KiB each\n", s, n, base / 1024, rss / 1024, (n ? (rss - base) / n : 0) }' >&2
+}
+
+# --- the runs ----------------------------------------------------------------
+
+KIB=1024
+MIB20=$((20 * 1024 * 1024))
+{
+    echo "# smtpkit load benchmark"
+    echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ)  $(uname -srm)  $(nproc) cores  REPS=$REPS QUICK=$QUICK"
+    echo "# smtpkit: $("$SMTPKIT" --version 2>/dev/null | head -1)  ($SMTPKIT)"
+    echo "# postfix: $(postconf -d mail_version 2>/dev/null | sed 's/.*= //' || echo '?')"
+    if [[ " $SERVERS " == *" aiosmtpd "* ]]; then
+        echo "# aiosmtpd: $("$VENV/bin/python" -c 'import aiosmtpd; print(aiosmtpd.__version__)') on $("$VENV/bin/python" --version 2>&1)"
+    fi
+    echo "# servers: $SERVERS"
+} | tee "$WORK/header.txt" >&2
+
+for w in $WORKLOADS; do
+    for rep in $(seq 1 "$REPS"); do
+        for server in $SERVERS; do
+            case "$w" in
+            1)
+                log "[workload 1: 1 session, $((2000 / SCALE)) x 1 KiB; rep $rep/$REPS]"
+                run_source 1 "$server" "$rep" $((2000 / SCALE)) $KIB -d -s 1
+                ;;
+            2)
+                log "[workload 2: a connection per message, $((2000 / SCALE)) x 1 KiB; rep $rep/$REPS]"
+                run_source 2 "$server" "$rep" $((2000 / SCALE)) $KIB -s 1
+                ;;
+            3)
+                log "[workload 3: 50 sessions, $((20000 / SCALE)) x 1 KiB; rep $rep/$REPS]"
+                run_source 3 "$server" "$rep" $((20000 / SCALE)) $KIB -d -s 50
+                ;;
+            4)
+                log "[workload 4: 1 session, $(((20 + SCALE - 1) / SCALE)) x 20 MiB; rep $rep/$REPS]"
+                run_source 4 "$server" "$rep" $(((20 + SCALE - 1) / SCALE)) $MIB20 -d -s 1
+                ;;
+            5)
+                log "[workload 5: $((2000 / SCALE)) idle connections; rep $rep/$REPS]"
+                run_idle "$server" "$rep" $((2000 / SCALE))
+                ;;
+            *) log "unknown workload $w" ;;
+            esac
+        done
+    done
+done
+
+# --- the table ---------------------------------------------------------------
+
+python3 - "$RESULTS" "$SERVERS" "$WORK/header.txt" <<'PY'
+import statistics
+import sys
+
+path, servers, header = sys.argv[1], sys.argv[2].split(), sys.argv[3]
+runs = {}
+for line in open(path):
+    f = line.rstrip("\n").split("\t")
+    if len(f) < 11:
+        continue
+    w, server, rep, ok, count, size, wall, cpu, hwm, base, rss = f[:11]
+    if ok != "1":
+        runs.setdefault((w, server), [])
+        continue
+    runs.setdefault((w, server), []).append(
+        dict(count=int(count), size=int(size), wall=float(wall), cpu=float(cpu),
+             hwm=int(hwm), base=int(base), rss=int(rss)))
+
+def med(w, server, fn):
+    vals = [fn(r) for r in runs.get((w, server), [])]
+    return statistics.median(vals) if vals else None
+
+def reps(w, server):
+    return len(runs.get((w, server), []))
+
+MIB = 1048576.0
+metrics = []  # (workload, label, fn, fmt, better)
+def add(w, label, fn, fmt, better):
+    metrics.append((w, label, fn, fmt, better))
+
+def count_of(w):
+    for s in servers:
+        for r in runs.get((w, s), []):
+            return r["count"]
+    return 0
+
+for w, name in (("1", "1 session, {n:,} x 1 KiB"),
+                ("2", "new connection per message, {n:,} x 1 KiB"),
+                ("3", "50 sessions, {n:,} x 1 KiB")):
+    title = name.format(n=count_of(w))
+    add(w, f"{title}: msg/s", lambda r: r["count"] / r["wall"], "{:,.0f}", "higher")
+    add(w, f"{title}: server CPU per msg (ms)", lambda r: 1000 * r["cpu"] / r["count"], "{:.3f}", "lower")
+    add(w, f"{title}: peak RSS (MiB)", lambda r: r["hwm"] / 1024, "{:.1f}", "lower")
+title = f"1 session, {count_of('4')} x 20 MiB"
+add("4", f"{title}: MiB/s", lambda r: r["count"] * r["size"] / MIB / r["wall"], "{:,.0f}", "higher")
+add("4", f"{title}: server CPU per MiB (ms)", lambda r: 1000 * r["cpu"] / (r["count"] * r["size"] / MIB), "{:.2f}", "lower")
+add("4", f"{title}: peak RSS (MiB)", lambda r: r["hwm"] / 1024, "{:.1f}", "lower")
+title = f"{count_of('5'):,} idle connections"
+add("5", f"{title}: RSS per connection (KiB)", lambda r: (r["rss"] - r["base"]) / max(r["count"], 1), "{:.1f}", "lower")
+add("5", f"{title}: baseline RSS (MiB)", lambda r: r["base"] / 1024, "{:.1f}", "lower")
+
+peers = [s for s in servers if s != "smtpkit"]
+has_kit = "smtpkit" in servers
+cols = ["workload: metric (median)"] + servers
+if has_kit:
+    cols += [f"smtpkit / {p}" for p in peers]
+rows = []
+for w, label, fn, fmt, better in metrics:
+    if not any((w, s) in runs for s in servers):
+        continue
+    vals = {s: med(w, s, fn) for s in servers}
+    row = [label] + [fmt.format(vals[s]) if vals[s] is not None else "n/a" for s in servers]
+    if has_kit:
+        for p in peers:
+            k, v = vals["smtpkit"], vals[p]
+            row.append(f"{k / v:.2f}x" if k is not None and v else "n/a")
+    rows.append(row)
+
+print()
+print(open(header).read().rstrip())
+done = [w for w in "12345" if any((w, s) in runs for s in servers)]
+print(f"# successful runs (workloads {'/'.join(done)}): "
+      + ", ".join(s + " " + "/".join(str(reps(w, s)) for w in done) for s in servers))
+print()
+widths = [max(len(r[i]) for r in rows + [cols]) for i in range(len(cols))]
+def line(r):
+    return "| " + " | ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r)) + " |"
+print(line(cols))
+print("|" + "|".join("-" * (wd + 2) if i == 0 else "-" * (wd + 1) + ":" for i, wd in enumerate(widths)) + "|")
+for r in rows:
+    print(line(r))
+print()
+print("Ratios are smtpkit's figure divided by the peer's: above 1 is better for msg/s and MiB/s,")
+print("below 1 is better for CPU per message/MiB, RSS and RSS per connection.")
+PY
+log "logs and raw results: $WORK (results.tsv)"
