@@ -376,7 +376,8 @@ for w, label, fn, fmt, better in metrics:
     if has_kit:
         for p in peers:
             k, v = vals["smtpkit"], vals[p]
-            row.append(f"{k / v:.2f}x" if k is not None and v else "n/a")
+            # n/a also when a figure is 0 (CPU below one clock tick in short runs).
+            row.append(f"{k / v:.2f}x" if k and v else "n/a")
     rows.append(row)
 
 print()
