@@ -5,8 +5,6 @@
 //! `\n.\r\n` and `\r.\r\n` never end the data (SMTP smuggling, aiosmtpd's
 //! CVE-2024-27305). Every line starting with `.` loses that dot, as aiosmtpd does.
 
-use memchr::memmem;
-
 /// Why a message was refused; the first error wins, as in aiosmtpd.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DataError {
@@ -94,7 +92,7 @@ impl DataDecoder {
                 self.at_line_start = false;
                 continue;
             }
-            match memmem::find(rest, b"\r\n") {
+            match find_crlf(rest) {
                 Some(i) => {
                     let seg = &rest[..i + 2];
                     self.count(seg.len(), out);
@@ -154,6 +152,21 @@ impl DataDecoder {
         self.total = self.total.saturating_add(n);
         self.line_len = self.line_len.saturating_add(n);
     }
+}
+
+/// The index of the first CRLF in `bytes`: memchr for LF, then a look back for CR
+/// (bare LFs are skipped as content). Cheaper than building a substring searcher
+/// for every line.
+fn find_crlf(bytes: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(j) = memchr::memchr(b'\n', &bytes[from..]) {
+        let lf = from + j;
+        if lf > 0 && bytes[lf - 1] == b'\r' {
+            return Some(lf - 1);
+        }
+        from = lf + 1;
+    }
+    None
 }
 
 #[cfg(test)]
