@@ -8,7 +8,9 @@
 //! Input layout: a mode byte (even: `parse_path`), then for the engine a config
 //! selector, config tweaks and a prefix selector, then the line.
 
-use smtpkit::proto::{Ask, AuthResult, Decision, Outcome, ParsedPath, Peer, parse_path};
+use smtpkit::proto::{
+    Ask, AuthResult, Decision, Outcome, ParsedPath, Peer, parse_path, parse_plain_path,
+};
 
 use super::harness::{Harness, config};
 
@@ -29,6 +31,13 @@ pub fn run(data: &[u8]) {
 pub fn check_path(arg: &str) {
     let parsed = parse_path(arg);
     assert_eq!(parse_path(arg), parsed, "parse_path is not deterministic");
+    if let Some((addr, rest)) = parse_plain_path(arg) {
+        let want = ParsedPath::Address {
+            addr: addr.to_owned(),
+            rest,
+        };
+        assert_eq!(parsed, want, "the fast path disagrees on {arg:?}");
+    }
     match &parsed {
         ParsedPath::Empty => assert!(arg.is_empty(), "Empty for {arg:?}"),
         ParsedPath::Malformed => {}

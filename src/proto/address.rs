@@ -136,6 +136,50 @@ pub fn parse_path_checked(arg: &str) -> Result<ParsedPath<'_>, PyException> {
     }
 }
 
+/// The common case without allocating: `<>` or `<local@domain>` where both
+/// sides are plain dot-atoms of printable ASCII (no comments, quoting, routes,
+/// encoded words or domain literals), optionally followed by white space and
+/// parameters. Returns the address (a slice of `arg`) and the remainder, which
+/// are exactly what [`parse_path_checked`] returns for these inputs; `None`
+/// means "take the full parser".
+pub fn parse_plain_path(arg: &str) -> Option<(&str, &str)> {
+    let bytes = arg.as_bytes();
+    if bytes.first() != Some(&b'<') {
+        return None;
+    }
+    if bytes.get(1) == Some(&b'>') {
+        // get_angle_addr's null path: no CFWS is consumed after it.
+        return Some((&arg[..2], &arg[2..]));
+    }
+    let at = memchr::memchr(b'@', bytes)?;
+    let close = at + memchr::memchr(b'>', &bytes[at..])?;
+    if !plain_dot_atom(&bytes[1..at]) || !plain_dot_atom(&bytes[at + 1..close]) {
+        return None;
+    }
+    let addr = &arg[1..close];
+    let mut rest = &arg[close + 1..];
+    if rest.starts_with([' ', '\t']) {
+        // get_cfws: Python white space, then comments.
+        rest = py_lstrip(rest);
+    }
+    if rest.starts_with('(') {
+        // A comment: left to the full parser.
+        return None;
+    }
+    Some((addr, rest))
+}
+
+/// One or more runs of atext (printable ASCII but specials), joined by single
+/// dots, without `=?` (a possible RFC 2047 encoded word).
+fn plain_dot_atom(s: &[u8]) -> bool {
+    let atext = |b: u8| b.is_ascii_graphic() && !is_special(char::from(b));
+    !s.is_empty()
+        && s.first() != Some(&b'.')
+        && s.last() != Some(&b'.')
+        && s.iter().all(|&b| b == b'.' || atext(b))
+        && !s.windows(2).any(|w| w == b".." || w == b"=?")
+}
+
 /// The longest suffix of `arg` that is also a suffix of `other`.
 fn common_suffix<'a>(arg: &'a str, other: &str) -> &'a str {
     let mut start = arg.len();
@@ -205,7 +249,7 @@ fn is_phrase_end(c: char) -> bool {
 }
 
 /// Python's `str.isspace()`.
-fn py_space(c: char) -> bool {
+pub(crate) fn py_space(c: char) -> bool {
     matches!(c, '\t'..='\r' | '\u{1c}'..=' ' | '\u{85}' | '\u{a0}' | '\u{1680}' | '\u{2000}'..='\u{200a}')
         || matches!(
             c,
@@ -1182,6 +1226,13 @@ mod tests {
     /// or `#500 ` and aiosmtpd's reply text for other Python exceptions.
     fn render(arg: &str) -> String {
         let checked = parse_path_checked(arg);
+        if let Some((addr, rest)) = parse_plain_path(arg) {
+            let want = ParsedPath::Address {
+                addr: addr.to_owned(),
+                rest,
+            };
+            assert_eq!(checked, Ok(want), "fast path on {arg:?}");
+        }
         match (&checked, parse_path(arg)) {
             (Ok(checked), simple) => assert_eq!(*checked, simple, "{arg:?}"),
             (Err(_), simple) => assert_eq!(simple, ParsedPath::Malformed, "{arg:?}"),
@@ -1507,5 +1558,42 @@ mod tests {
         for arg in &huge {
             let _ = parse_path(arg);
         }
+    }
+
+    /// The allocation-free fast path agrees with the full parser wherever it
+    /// answers, on inputs built from the characters that matter to it.
+    #[test]
+    fn plain_path_agrees_with_the_full_parser() {
+        const PIECES: &[&str] = &[
+            "<", ">", "@", ".", "a", "b.c", "=?", "=", "?", " ", "\t", "(", ")", "\"", "[", "]",
+            "\\", ",", ":", "x-y", "SIZE=10", "\u{b}", "\u{e9}", "<>", "@b",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut answered = 0;
+        for _ in 0..200_000 {
+            let len = 1 + (next() % 8) as usize;
+            let mut arg = String::from("<");
+            for _ in 0..len {
+                arg.push_str(PIECES[(next() % PIECES.len() as u64) as usize]);
+            }
+            if let Some((addr, rest)) = parse_plain_path(&arg) {
+                answered += 1;
+                let want = ParsedPath::Address {
+                    addr: addr.to_owned(),
+                    rest,
+                };
+                assert_eq!(parse_path_checked(&arg), Ok(want), "{arg:?}");
+            }
+        }
+        assert!(
+            answered > 1_000,
+            "the fast path answered only {answered} times"
+        );
     }
 }

@@ -1,10 +1,11 @@
 //! The SMTP state machine for one connection.
 
 use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::address::{ParsedPath, parse_path_checked};
+use super::address::{ParsedPath, parse_path_checked, parse_plain_path, py_space};
 use super::auth;
 use super::command::{self, HELP_LIST, HELP_LIST_LMTP, HELP_LIST_LMTP_TLS, HELP_LIST_TLS, Verb};
 use super::data::{DataDecoder, DataError};
@@ -221,7 +222,22 @@ pub struct Connection {
     deadline: Instant,
     bogus_budget: u32,
     call_counts: Vec<(Vec<u8>, u32)>,
+    /// Cleared strings kept for reuse (addresses, host names, parameters, EHLO
+    /// lines), so that the steady path allocates nothing per command.
+    spare: Vec<String>,
+    /// An empty list kept for reuse (MAIL/RCPT parameters).
+    spare_list: Vec<String>,
+    /// The EHLO extension list, kept for reuse.
+    spare_extensions: Vec<String>,
 }
+
+/// At most this many spare strings are kept per connection.
+const SPARE_STRINGS: usize = 32;
+/// Spare strings larger than this are dropped rather than kept.
+const SPARE_STRING_CAPACITY: usize = 1024;
+/// A body buffer larger than this is freed after its transaction instead of
+/// being reused for the next one.
+const KEEP_CONTENT_CAPACITY: usize = 1 << 20;
 
 impl Connection {
     /// A new connection from `peer`; queues the `220` greeting.
@@ -246,6 +262,9 @@ impl Connection {
             deadline: now + config.proxy_protocol_timeout.unwrap_or(config.timeout),
             bogus_budget: config.bogus_limit,
             call_counts: Vec::new(),
+            spare: Vec::new(),
+            spare_list: Vec::new(),
+            spare_extensions: Vec::new(),
             config,
         };
         if conn.config.proxy_protocol_timeout.is_some() {
@@ -258,8 +277,16 @@ impl Connection {
     }
 
     fn push_greeting(&mut self) {
-        let greeting = format!("{} {}", self.config.hostname, self.config.ident);
-        self.push(220, &greeting);
+        push_line(
+            220,
+            b' ',
+            &[
+                self.config.hostname.as_bytes(),
+                b" ",
+                self.config.ident.as_bytes(),
+            ],
+            &mut self.output,
+        );
     }
 
     /// Marks the connection as TLS from the start (implicit TLS, SMTPS). Call it
@@ -282,7 +309,7 @@ impl Connection {
         session.tls = Some(info);
         session.proxy_data = self.session.proxy_data.take();
         self.session = session;
-        self.envelope = Envelope::default();
+        self.reset_envelope();
         self.mode = Mode::Command { discarding: false };
         self.input.clear();
         self.input_pos = 0;
@@ -480,8 +507,9 @@ impl Connection {
             Decision::Failed(f) => {
                 self.push_failure(&f);
                 if matches!(ask, Ask::Data) {
-                    self.envelope = Envelope::default();
+                    self.reset_envelope();
                 }
+                self.recycle_ask(ask);
                 self.deadline = now + self.config.timeout;
                 self.process(now);
                 return Ok(());
@@ -491,11 +519,12 @@ impl Connection {
             Outcome::Reply(r) => {
                 self.push_reply(&r);
                 if matches!(ask, Ask::Data) {
-                    self.envelope = Envelope::default();
+                    self.reset_envelope();
                 }
                 if matches!(ask, Ask::Quit) {
                     self.closing = true;
                 }
+                self.recycle_ask(ask);
                 self.deadline = now + self.config.timeout;
                 self.process(now);
                 return Ok(());
@@ -509,14 +538,18 @@ impl Connection {
         };
         match ask {
             Ask::Helo { hostname } => {
-                self.session.host_name = Some(hostname);
+                if let Some(old) = self.session.host_name.replace(hostname) {
+                    keep_spare(&mut self.spare, old);
+                }
                 reply((250, &self.config.hostname), &mut self.output);
             }
             Ask::Ehlo {
                 hostname,
                 extensions,
             } => {
-                self.session.host_name = Some(hostname);
+                if let Some(old) = self.session.host_name.replace(hostname) {
+                    keep_spare(&mut self.spare, old);
+                }
                 let sep = if extensions.is_empty() { b' ' } else { b'-' };
                 push_line(
                     250,
@@ -529,33 +562,53 @@ impl Connection {
                     let sep = if i + 1 == n { b' ' } else { b'-' };
                     push_line(250, sep, &[ext.as_bytes()], &mut self.output);
                 }
+                self.recycle_extensions(extensions);
             }
-            Ask::Mail { address, options } => {
-                self.envelope.mail_from = Some(address);
-                self.envelope.mail_options.extend(options);
+            Ask::Mail {
+                address,
+                mut options,
+            } => {
+                if let Some(old) = self.envelope.mail_from.replace(address) {
+                    keep_spare(&mut self.spare, old);
+                }
+                self.envelope.mail_options.append(&mut options);
+                self.recycle_list(options);
                 reply((250, "OK"), &mut self.output);
             }
-            Ask::Rcpt { address, options } => {
+            Ask::Rcpt {
+                address,
+                mut options,
+            } => {
                 self.envelope.rcpt_tos.push(address);
-                self.envelope.rcpt_options.extend(options);
+                self.envelope.rcpt_options.append(&mut options);
+                self.recycle_list(options);
                 reply((250, "OK"), &mut self.output);
             }
             Ask::Data => {
                 reply((250, "OK"), &mut self.output);
-                self.envelope = Envelope::default();
+                self.reset_envelope();
             }
-            Ask::Rset | Ask::Noop { .. } => reply((250, "OK"), &mut self.output),
+            Ask::Rset => reply((250, "OK"), &mut self.output),
+            Ask::Noop { arg } => {
+                if let Some(arg) = arg {
+                    keep_spare(&mut self.spare, arg);
+                }
+                reply((250, "OK"), &mut self.output)
+            }
             Ask::Quit => {
                 reply((221, "Bye"), &mut self.output);
                 self.closing = true;
             }
-            Ask::Vrfy { .. } => reply(
-                (
-                    252,
-                    "Cannot VRFY user, but will accept message and attempt delivery",
-                ),
-                &mut self.output,
-            ),
+            Ask::Vrfy { address } => {
+                keep_spare(&mut self.spare, address);
+                reply(
+                    (
+                        252,
+                        "Cannot VRFY user, but will accept message and attempt delivery",
+                    ),
+                    &mut self.output,
+                )
+            }
             Ask::Auth { .. } | Ask::AuthStep { .. } | Ask::LmtpData | Ask::Proxy => {}
         }
         self.deadline = now + self.config.timeout;
@@ -697,11 +750,11 @@ impl Connection {
                         match error {
                             Some(DataError::LineTooLong) => {
                                 self.push(500, "Line too long (see RFC5321 4.5.3.1.6)");
-                                self.envelope = Envelope::default();
+                                self.reset_envelope();
                             }
                             Some(DataError::TooMuchData) => {
                                 self.push(552, "Error: Too much mail data");
-                                self.envelope = Envelope::default();
+                                self.reset_envelope();
                             }
                             None if self.config.lmtp => self.pending = Some(Ask::LmtpData),
                             None => self.pending = Some(Ask::Data),
@@ -752,10 +805,18 @@ impl Connection {
         if !raw.word.is_ascii() {
             return self.push(500, "Error: bad syntax");
         }
-        let word: Cow<'_, [u8]> = if raw.word.iter().any(u8::is_ascii_lowercase) {
-            Cow::Owned(raw.word.to_ascii_uppercase())
+        // Uppercased on the stack: verbs are short (a long bogus word allocates).
+        let mut upper = [0u8; 16];
+        let long_upper;
+        let word: &[u8] = if !raw.word.iter().any(u8::is_ascii_lowercase) {
+            raw.word
+        } else if let Some(buf) = upper.get_mut(..raw.word.len()) {
+            buf.copy_from_slice(raw.word);
+            buf.make_ascii_uppercase();
+            buf
         } else {
-            Cow::Borrowed(raw.word)
+            long_upper = raw.word.to_ascii_uppercase();
+            &long_upper
         };
         let arg: Option<Cow<'_, str>> = match raw.arg {
             None => None,
@@ -834,8 +895,95 @@ impl Connection {
         self.run(verb, arg.as_deref());
     }
 
+    /// Empties the envelope (HELO, EHLO, RSET, after DATA), keeping its strings
+    /// and buffers for reuse.
     fn reset_envelope(&mut self) {
-        self.envelope = Envelope::default();
+        let Envelope {
+            mail_from,
+            mail_options,
+            smtp_utf8,
+            rcpt_tos,
+            rcpt_options,
+            content,
+        } = &mut self.envelope;
+        let spare = &mut self.spare;
+        for s in mail_from
+            .take()
+            .into_iter()
+            .chain(mail_options.drain(..))
+            .chain(rcpt_tos.drain(..))
+            .chain(rcpt_options.drain(..))
+        {
+            keep_spare(spare, s);
+        }
+        *smtp_utf8 = false;
+        if content.capacity() > KEEP_CONTENT_CAPACITY {
+            *content = Vec::new();
+        } else {
+            content.clear();
+        }
+    }
+
+    /// A string holding `text`, reusing a spare allocation when there is one.
+    fn take_string(&mut self, text: &str) -> String {
+        let mut s = self.spare.pop().unwrap_or_default();
+        s.push_str(text);
+        s
+    }
+
+    /// Gives the strings of an answered (or refused) hook call back for reuse.
+    fn recycle_ask(&mut self, ask: Ask) {
+        match ask {
+            Ask::Helo { hostname } => keep_spare(&mut self.spare, hostname),
+            Ask::Ehlo {
+                hostname,
+                extensions,
+            } => {
+                keep_spare(&mut self.spare, hostname);
+                self.recycle_extensions(extensions);
+            }
+            Ask::Mail { address, options } | Ask::Rcpt { address, options } => {
+                keep_spare(&mut self.spare, address);
+                self.recycle_list(options);
+            }
+            Ask::Noop { arg: Some(arg) } => keep_spare(&mut self.spare, arg),
+            Ask::Vrfy { address } => keep_spare(&mut self.spare, address),
+            _ => {}
+        }
+    }
+
+    fn recycle_list(&mut self, mut list: Vec<String>) {
+        for s in list.drain(..) {
+            keep_spare(&mut self.spare, s);
+        }
+        if list.capacity() > self.spare_list.capacity() {
+            self.spare_list = list;
+        }
+    }
+
+    fn recycle_extensions(&mut self, mut list: Vec<String>) {
+        for s in list.drain(..) {
+            keep_spare(&mut self.spare, s);
+        }
+        self.spare_extensions = list;
+    }
+
+    /// aiosmtpd's parameter split (uppercased, on white space) into reused strings.
+    fn split_options(&mut self, rest: &str) -> Vec<String> {
+        if !rest.is_ascii() {
+            return params::split_options(rest);
+        }
+        let mut words = rest.split(py_space).filter(|w| !w.is_empty()).peekable();
+        if words.peek().is_none() {
+            return Vec::new();
+        }
+        let mut list = std::mem::take(&mut self.spare_list);
+        for word in words {
+            let mut s = self.take_string(word);
+            s.make_ascii_uppercase();
+            list.push(s);
+        }
+        list
     }
 
     fn helo_needed(&mut self) -> bool {
@@ -866,9 +1014,8 @@ impl Connection {
                 };
                 self.reset_envelope();
                 self.session.extended_smtp = false;
-                self.pending = Some(Ask::Helo {
-                    hostname: hostname.to_owned(),
-                });
+                let hostname = self.take_string(hostname);
+                self.pending = Some(Ask::Helo { hostname });
             }
             Verb::Ehlo | Verb::Lhlo => {
                 let Some(hostname) = arg else {
@@ -877,25 +1024,28 @@ impl Connection {
                 };
                 self.reset_envelope();
                 self.session.extended_smtp = true;
-                let mut extensions = Vec::with_capacity(4);
+                let mut extensions = std::mem::take(&mut self.spare_extensions);
                 if let Some(limit) = self.config.data_size_limit {
-                    extensions.push(format!("SIZE {limit}"));
+                    let mut line = self.take_string("SIZE ");
+                    let _ = write!(line, "{limit}");
+                    extensions.push(line);
                 }
-                extensions.push("8BITMIME".to_owned());
+                extensions.push(self.take_string("8BITMIME"));
                 if self.config.enable_smtputf8 {
-                    extensions.push("SMTPUTF8".to_owned());
+                    extensions.push(self.take_string("SMTPUTF8"));
                 }
                 if self.config.starttls && !self.is_tls() {
-                    extensions.push("STARTTLS".to_owned());
+                    extensions.push(self.take_string("STARTTLS"));
                 }
                 if self.auth_offered() {
-                    let mut mechs = self.config.auth_mechanisms.clone();
-                    mechs.sort();
-                    extensions.push(format!("AUTH {}", mechs.join(" ")));
+                    let mut line = self.take_string("AUTH");
+                    push_sorted_words(&mut line, &self.config.auth_mechanisms);
+                    extensions.push(line);
                 }
-                extensions.push("HELP".to_owned());
+                extensions.push(self.take_string("HELP"));
+                let hostname = self.take_string(hostname);
                 self.pending = Some(Ask::Ehlo {
-                    hostname: hostname.to_owned(),
+                    hostname,
                     extensions,
                 });
             }
@@ -927,9 +1077,8 @@ impl Connection {
                 self.pending = Some(Ask::Rset);
             }
             Verb::Noop => {
-                self.pending = Some(Ask::Noop {
-                    arg: arg.map(str::to_owned),
-                });
+                let arg = arg.map(|a| self.take_string(a));
+                self.pending = Some(Ask::Noop { arg });
             }
             Verb::Quit => {
                 if arg.is_some() {
@@ -1014,6 +1163,13 @@ impl Connection {
             self.syntax_error(verb);
             return None;
         };
+        if let Some((addr, params)) = parse_plain_path(rest) {
+            if !self.local_part_too_long(addr) && (self.session.extended_smtp || params.is_empty())
+            {
+                let addr = self.take_string(addr);
+                return Some((addr, self.split_options(params)));
+            }
+        }
         let parsed = match parse_path_checked(rest) {
             Ok(p) => p,
             Err(exc) => {
@@ -1040,7 +1196,7 @@ impl Connection {
             self.syntax_error(verb);
             return None;
         }
-        Some((addr, params::split_options(params)))
+        Some((addr, self.split_options(params)))
     }
 
     fn run_mail(&mut self, arg: Option<&str>) {
@@ -1169,7 +1325,7 @@ impl Connection {
                 }
             }
         }
-        self.envelope = Envelope::default();
+        self.reset_envelope();
     }
 
     fn push_data_outcome(&mut self, outcome: Option<&Outcome>) {
@@ -1342,5 +1498,31 @@ impl Connection {
                 self.push(535, "5.7.8 Authentication credentials invalid")
             }
         }
+    }
+}
+
+/// Keeps `s`, emptied, for reuse when the spare list has room and `s` is small.
+fn keep_spare(spare: &mut Vec<String>, mut s: String) {
+    if spare.len() < SPARE_STRINGS && s.capacity() <= SPARE_STRING_CAPACITY && s.capacity() > 0 {
+        s.clear();
+        spare.push(s);
+    }
+}
+
+/// Appends ` word` for each of `words` in sorted order (duplicates kept), without
+/// allocating.
+fn push_sorted_words(out: &mut String, words: &[String]) {
+    let mut last: Option<&str> = None;
+    while let Some(next) = words
+        .iter()
+        .map(String::as_str)
+        .filter(|w| last.is_none_or(|l| *w > l))
+        .min()
+    {
+        for _ in words.iter().filter(|w| *w == next) {
+            out.push(' ');
+            out.push_str(next);
+        }
+        last = Some(next);
     }
 }

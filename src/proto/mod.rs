@@ -19,7 +19,7 @@ mod proxy;
 mod reply;
 mod session;
 
-pub use address::{ParsedPath, parse_path};
+pub use address::{ParsedPath, parse_path, parse_plain_path};
 pub use command::Verb;
 pub use config::{BOGUS_LIMIT, CALL_LIMIT_DEFAULT, CallLimits, Config, DATA_SIZE_DEFAULT};
 pub use connection::{Action, Ask, BodyChunk, Connection, Error, HookCall};

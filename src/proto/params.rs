@@ -17,33 +17,43 @@ pub(crate) enum ParamError {
     Unknown,
 }
 
-/// Splits the parameter string as aiosmtpd does: uppercased, on whitespace.
+/// Splits the parameter string as aiosmtpd does: uppercased, on Python's white
+/// space (`str.split()`).
 pub(crate) fn split_options(rest: &str) -> Vec<String> {
     rest.to_uppercase()
-        .split_whitespace()
+        .split(super::address::py_space)
+        .filter(|w| !w.is_empty())
         .map(str::to_owned)
         .collect()
 }
 
-/// aiosmtpd's `_getparams`: `KEY` or `KEY=VALUE`, key alphanumeric, value non-empty.
-/// Later duplicates win. Returns `None` on a syntax error.
-fn get_params(options: &[String]) -> Option<Vec<(&str, Option<&str>)>> {
-    let mut out: Vec<(&str, Option<&str>)> = Vec::with_capacity(options.len());
-    for opt in options {
-        let (key, value) = match opt.split_once('=') {
-            Some((k, v)) => (k, Some(v)),
-            None => (opt.as_str(), None),
-        };
-        if key.is_empty() || !key.chars().all(char::is_alphanumeric) || value == Some("") {
-            return None;
-        }
-        if let Some(slot) = out.iter_mut().find(|(k, _)| *k == key) {
-            slot.1 = value;
-        } else {
-            out.push((key, value));
-        }
+/// One of aiosmtpd's `_getparams` items: `KEY` or `KEY=VALUE`, key
+/// alphanumeric, value non-empty; `None` on a syntax error.
+fn split_param(opt: &str) -> Option<(&str, Option<&str>)> {
+    let (key, value) = match opt.split_once('=') {
+        Some((k, v)) => (k, Some(v)),
+        None => (opt, None),
+    };
+    if key.is_empty() || !key.chars().all(char::is_alphanumeric) || value == Some("") {
+        return None;
     }
-    Some(out)
+    Some((key, value))
+}
+
+/// True when every parameter is well formed (aiosmtpd's `_getparams` is not None).
+fn all_valid(options: &[String]) -> bool {
+    options.iter().all(|o| split_param(o).is_some())
+}
+
+/// The value of parameter `name` (later duplicates win, as in aiosmtpd's dict):
+/// `None` when absent, `Some(None)` for a bare keyword.
+fn param<'a>(options: &'a [String], name: &str) -> Option<Option<&'a str>> {
+    options
+        .iter()
+        .rev()
+        .filter_map(|o| split_param(o))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
 }
 
 /// Checks MAIL parameters. `smtp_utf8` receives the SMTPUTF8 flag as soon as that
@@ -55,13 +65,10 @@ pub(crate) fn check_mail(
     size_limit: Option<usize>,
     smtp_utf8: &mut bool,
 ) -> Result<(), ParamError> {
-    let mut params = get_params(options).ok_or(ParamError::Syntax)?;
-    let mut take = |name: &str| {
-        params
-            .iter()
-            .position(|(k, _)| *k == name)
-            .map(|i| params.remove(i).1)
-    };
+    if !all_valid(options) {
+        return Err(ParamError::Syntax);
+    }
+    let take = |name: &str| param(options, name);
     match take("BODY") {
         None | Some(Some("7BIT")) | Some(Some("8BITMIME")) => {}
         Some(_) => return Err(ParamError::Body),
@@ -89,7 +96,8 @@ pub(crate) fn check_mail(
             }
         }
     }
-    if params.is_empty() {
+    let known = |(k, _): (&str, Option<&str>)| matches!(k, "BODY" | "SMTPUTF8" | "SIZE");
+    if options.iter().filter_map(|o| split_param(o)).all(known) {
         Ok(())
     } else {
         Err(ParamError::Unknown)
@@ -98,10 +106,12 @@ pub(crate) fn check_mail(
 
 /// Checks RCPT parameters: aiosmtpd recognises none.
 pub(crate) fn check_rcpt(options: &[String]) -> Result<(), ParamError> {
-    match get_params(options) {
-        None => Err(ParamError::Syntax),
-        Some(p) if p.is_empty() => Ok(()),
-        Some(_) => Err(ParamError::Unknown),
+    if !all_valid(options) {
+        Err(ParamError::Syntax)
+    } else if options.is_empty() {
+        Ok(())
+    } else {
+        Err(ParamError::Unknown)
     }
 }
 
