@@ -354,11 +354,16 @@ impl Connection {
             return Ok(());
         }
         if self.input_pos == self.input.len() {
+            // Nothing buffered: work on the caller's bytes and keep only what is
+            // left over (saves a copy of every body byte).
             self.input.clear();
             self.input_pos = 0;
+            let consumed = self.consume(now, data);
+            self.input.extend_from_slice(&data[consumed..]);
+        } else {
+            self.input.extend_from_slice(data);
+            self.process(now);
         }
-        self.input.extend_from_slice(data);
-        self.process(now);
         Ok(())
     }
 
@@ -679,14 +684,30 @@ impl Connection {
     /// Consumes buffered input until a hook call is pending, the connection is
     /// closing, or more bytes are needed.
     fn process(&mut self, now: Instant) {
-        let mut input = std::mem::take(&mut self.input);
-        while !self.blocked() && self.input_pos < input.len() {
-            let avail = &input[self.input_pos..];
+        let input = std::mem::take(&mut self.input);
+        let consumed = self.consume(now, &input[self.input_pos..]);
+        self.input_pos += consumed;
+        self.input = input;
+        if self.input_pos >= self.input.len() {
+            self.input.clear();
+            self.input_pos = 0;
+        } else if self.input_pos > self.input.len() / 2 {
+            self.input.drain(..self.input_pos);
+            self.input_pos = 0;
+        }
+    }
+
+    /// Consumes `input` until a hook call is pending, the connection is closing,
+    /// or more bytes are needed; returns how many bytes were used.
+    fn consume(&mut self, now: Instant, input: &[u8]) -> usize {
+        let mut pos = 0;
+        while !self.blocked() && pos < input.len() {
+            let avail = &input[pos..];
             match &mut self.mode {
                 Mode::Proxy => match parse_proxy_header(avail) {
                     ProxyParse::Partial => break,
                     ProxyParse::Done { data, consumed } => {
-                        self.input_pos += consumed;
+                        pos += consumed;
                         if data.is_valid() {
                             self.session.proxy_data = Some(data);
                             self.pending = Some(Ask::Proxy);
@@ -698,25 +719,25 @@ impl Connection {
                 },
                 Mode::Auth(_) => match memchr::memchr(b'\n', avail) {
                     Some(i) if i > self.config.line_length_limit => {
-                        self.input_pos += i + 1;
+                        pos += i + 1;
                         self.mode = Mode::Command { discarding: false };
                         self.push(500, "Command line too long");
                     }
                     Some(i) => {
-                        self.input_pos += i + 1;
+                        pos += i + 1;
                         self.auth_response(now, &avail[..i]);
                     }
                     None => {
                         if avail.len() > self.config.line_length_limit {
                             self.mode = Mode::Command { discarding: true };
-                            self.input_pos = input.len();
+                            pos = input.len();
                         }
                         break;
                     }
                 },
                 Mode::Command { discarding } => match memchr::memchr(b'\n', avail) {
                     Some(i) => {
-                        self.input_pos += i + 1;
+                        pos += i + 1;
                         if *discarding || i > self.config.line_length_limit {
                             self.mode = Mode::Command { discarding: false };
                             self.push(500, "Command line too long");
@@ -727,7 +748,7 @@ impl Connection {
                     None => {
                         if *discarding || avail.len() > self.config.line_length_limit {
                             *discarding = true;
-                            self.input_pos = input.len();
+                            pos = input.len();
                         }
                         break;
                     }
@@ -740,7 +761,7 @@ impl Connection {
                     if !had_error && decoder.error().is_some() {
                         self.envelope.content.clear();
                     }
-                    self.input_pos += progress.consumed;
+                    pos += progress.consumed;
                     if completed_lines {
                         self.deadline = now + self.config.timeout;
                     }
@@ -767,19 +788,12 @@ impl Connection {
         }
         if self.starttls_queued || self.awaiting_tls {
             // RFC 3207 4.2: anything pipelined after STARTTLS is discarded.
-            self.input_pos = input.len();
+            pos = input.len();
         }
-        if self.input_pos >= input.len() {
-            input.clear();
-            self.input_pos = 0;
-        } else if self.input_pos > input.len() / 2 {
-            input.drain(..self.input_pos);
-            self.input_pos = 0;
-        }
-        self.input = input;
         if self.peer_closed && !self.blocked() {
             self.closing = true;
         }
+        pos
     }
 
     fn push(&mut self, code: u16, text: &str) {
