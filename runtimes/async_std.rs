@@ -51,7 +51,10 @@ impl Runtime for AsyncStdRuntime {
         glue::wrap_unix(listener)
     }
 
-    fn block_on(&self, future: BoxFuture) -> io::Result<()> {
+    /// async-std's global executor serves the connections; its size comes from
+    /// the `ASYNC_STD_THREAD_COUNT` environment variable, not from `workers`.
+    fn block_on(&self, future: BoxFuture, workers: usize) -> io::Result<()> {
+        let _ = workers;
         ::async_std::task::block_on(future);
         Ok(())
     }

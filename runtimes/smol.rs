@@ -48,7 +48,10 @@ impl Runtime for SmolRuntime {
         glue::wrap_unix(listener)
     }
 
-    fn block_on(&self, future: BoxFuture) -> io::Result<()> {
+    /// smol's global executor serves the connections; its size comes from the
+    /// `SMOL_THREADS` environment variable, not from `workers`.
+    fn block_on(&self, future: BoxFuture, workers: usize) -> io::Result<()> {
+        let _ = workers;
         ::smol::block_on(future);
         Ok(())
     }

@@ -86,14 +86,27 @@ impl Runtime for TokioRuntime {
         )?)))
     }
 
-    /// The threaded controllers' runtime: multi-threaded, one worker per core, so
-    /// connections are served in parallel.
-    fn block_on(&self, future: BoxFuture) -> io::Result<()> {
-        ::tokio::runtime::Builder::new_multi_thread()
-            .thread_name("smtpkit-worker")
-            .enable_all()
-            .build()?
-            .block_on(future);
+    /// The threaded controllers' runtime: a current-thread runtime for one
+    /// worker (no cross-thread wake-ups: the least CPU per connection), else a
+    /// multi-threaded one with `workers` threads (0: one per core).
+    fn block_on(&self, future: BoxFuture, workers: usize) -> io::Result<()> {
+        let runtime = if workers == 1 {
+            ::tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+        } else {
+            let mut builder = ::tokio::runtime::Builder::new_multi_thread();
+            if workers > 1 {
+                builder.worker_threads(workers);
+            }
+            let runtime = builder.thread_name("smtpkit-worker").enable_all().build()?;
+            // The accept loop runs on a worker, so the connections it spawns
+            // start in that worker's queue instead of crossing threads.
+            let task = runtime.spawn(future);
+            let _ = runtime.block_on(task);
+            return Ok(());
+        };
+        runtime.block_on(future);
         Ok(())
     }
 }

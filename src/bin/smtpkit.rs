@@ -115,6 +115,17 @@ struct Args {
           value_parser = ["tokio", "smol", "async-std"])]
     runtime: String,
 
+    /// Threads serving connections (tokio): 1 runs one event loop, as aiosmtpd
+    /// does, with the least CPU per connection; more help CPU-heavy handlers;
+    /// 0 means one per core.
+    #[arg(
+        long = "workers",
+        value_name = "N",
+        default_value_t = 1,
+        env = "SMTPKIT_WORKERS"
+    )]
+    workers: usize,
+
     /// Additional arguments for the handler (e.g. the Maildir for `mailbox`).
     #[arg(value_name = "CLASSARGS")]
     classargs: Vec<String>,
@@ -352,8 +363,9 @@ fn run<H: Handler, R: Runtime + Default>(handler: H, args: &Args) -> ExitCode {
     };
     let started = match &args.unix {
         Some(path) => {
-            let mut c =
-                ThreadedController::<H, R, Unix>::new(handler, path).with_config(config(args));
+            let mut c = ThreadedController::<H, R, Unix>::new(handler, path)
+                .with_config(config(args))
+                .with_workers(args.workers);
             if let Some(t) = starttls.clone() {
                 c = c.with_starttls(t);
             }
@@ -369,7 +381,8 @@ fn run<H: Handler, R: Runtime + Default>(handler: H, args: &Args) -> ExitCode {
             let mut c = ThreadedController::<H, R, Tcp>::new(handler)
                 .with_hostname(listen.0.clone())
                 .with_port(listen.1)
-                .with_config(config(args));
+                .with_config(config(args))
+                .with_workers(args.workers);
             if let Some(t) = starttls {
                 c = c.with_starttls(t);
             }

@@ -840,7 +840,7 @@ impl Connection {
                 _ => return self.push(500, "Error: strict ASCII mode"),
             },
         };
-        let limit = if self.session.extended_smtp && &*word == b"MAIL" {
+        let limit = if self.session.extended_smtp && word == b"MAIL" {
             self.config.mail_command_limit()
         } else {
             self.config.command_size_limit
@@ -851,12 +851,12 @@ impl Connection {
         if self.config.starttls
             && self.config.require_starttls
             && !self.is_tls()
-            && !ALLOWED_BEFORE_STARTTLS.contains(&&*word)
+            && !ALLOWED_BEFORE_STARTTLS.contains(&word)
         {
             return self.push(530, "Must issue a STARTTLS command first");
         }
         if let Some(limits) = &self.config.command_call_limit {
-            let budget = limits.limit_for(&word);
+            let budget = limits.limit_for(word);
             let used = match self.call_counts.iter_mut().find(|(w, _)| **w == *word) {
                 Some((_, n)) => n,
                 None => {
@@ -868,7 +868,7 @@ impl Connection {
                 push_line(
                     421,
                     b' ',
-                    &[b"4.7.0 ", &word, b" sent too many times"],
+                    &[b"4.7.0 ", word, b" sent too many times"],
                     &mut self.output,
                 );
                 self.closing = true;
@@ -876,14 +876,14 @@ impl Connection {
             }
             *used += 1;
         }
-        let verb = match Verb::from_upper(&word) {
+        let verb = match Verb::from_upper(word) {
             // LMTP: HELO and EHLO exist but are refused (aiosmtpd: no bogus count);
             // LHLO does not exist in SMTP.
             Some(Verb::Helo | Verb::Ehlo) if self.config.lmtp => {
                 return push_line(
                     500,
                     b' ',
-                    &[b"Error: command \"", &word, b"\" not recognized"],
+                    &[b"Error: command \"", word, b"\" not recognized"],
                     &mut self.output,
                 );
             }
@@ -899,7 +899,7 @@ impl Connection {
                 push_line(
                     500,
                     b' ',
-                    &[b"Error: command \"", &word, b"\" not recognized"],
+                    &[b"Error: command \"", word, b"\" not recognized"],
                     &mut self.output,
                 );
             }
@@ -1177,12 +1177,12 @@ impl Connection {
             self.syntax_error(verb);
             return None;
         };
-        if let Some((addr, params)) = parse_plain_path(rest) {
-            if !self.local_part_too_long(addr) && (self.session.extended_smtp || params.is_empty())
-            {
-                let addr = self.take_string(addr);
-                return Some((addr, self.split_options(params)));
-            }
+        if let Some((addr, params)) = parse_plain_path(rest)
+            && !self.local_part_too_long(addr)
+            && (self.session.extended_smtp || params.is_empty())
+        {
+            let addr = self.take_string(addr);
+            return Some((addr, self.split_options(params)));
         }
         let parsed = match parse_path_checked(rest) {
             Ok(p) => p,

@@ -49,8 +49,9 @@ impl Drop for Live {
 /// Counts a new connection; true when it is over a configured limit.
 fn admit(counts: &Arc<Counts>, config: &Config, peer: &Peer) -> (Live, bool) {
     let all = counts.all.fetch_add(1, Ordering::SeqCst) + 1;
+    // Per-address counts only when a per-address limit is set.
     let ip = match peer {
-        Peer::Tcp(addr) => Some(addr.ip()),
+        Peer::Tcp(addr) if config.max_connections_per_ip.is_some() => Some(addr.ip()),
         _ => None,
     };
     let mut over = config.max_connections.is_some_and(|max| all > max);

@@ -273,6 +273,7 @@ pub struct ThreadedController<H: Handler, R: Runtime + Default, K = Tcp> {
     tls: TlsSettings,
     target: BindTarget,
     ready_timeout: Duration,
+    workers: usize,
     addrs: Vec<SocketAddr>,
     running: Option<Threaded>,
     _runtime: PhantomData<fn() -> (R, K)>,
@@ -287,10 +288,28 @@ impl<H: Handler, R: Runtime + Default, K> ThreadedController<H, R, K> {
             tls: TlsSettings::default(),
             target,
             ready_timeout: DEFAULT_READY_TIMEOUT,
+            workers: 1,
             addrs: Vec::new(),
             running: None,
             _runtime: PhantomData,
         }
+    }
+
+    /// The number of threads serving connections (tokio; smol and async-std
+    /// size their global executors from `SMOL_THREADS` / `ASYNC_STD_THREAD_COUNT`).
+    /// 1, the default, serves everything on the controller's own thread, as
+    /// aiosmtpd's single event loop does, and costs the least CPU per
+    /// connection; more threads help when hooks do CPU-heavy work. 0 means one
+    /// per core.
+    ///
+    /// ```no_run
+    /// use smtpkit::{handlers::Sink, tokio::Controller};
+    /// let mut controller = Controller::new(Sink).with_port(0).with_workers(4);
+    /// controller.start().unwrap();
+    /// ```
+    pub fn with_workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
+        self
     }
 
     /// How long `start()` waits for the server (default 5 s; the environment
@@ -325,21 +344,25 @@ impl<H: Handler, R: Runtime + Default, K> ThreadedController<H, R, K> {
         let shutdown = Signal::new();
         let stop = shutdown.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
+        let workers = self.workers;
         let thread = std::thread::Builder::new()
             .name("smtpkit-controller".into())
             .spawn(move || {
                 let rt = runtime.clone();
-                runtime.block_on(Box::pin(async move {
-                    let listeners = match wrap(&*rt, listeners) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            let _ = ready_tx.send(Err(e));
-                            return;
-                        }
-                    };
-                    let _ = ready_tx.send(Ok(()));
-                    accept_loop(rt, listeners, handler, config, tls, stop).await;
-                }))
+                runtime.block_on(
+                    Box::pin(async move {
+                        let listeners = match wrap(&*rt, listeners) {
+                            Ok(l) => l,
+                            Err(e) => {
+                                let _ = ready_tx.send(Err(e));
+                                return;
+                            }
+                        };
+                        let _ = ready_tx.send(Ok(()));
+                        accept_loop(rt, listeners, handler, config, tls, stop).await;
+                    }),
+                    workers,
+                )
             })?;
         let running = Threaded {
             shutdown,

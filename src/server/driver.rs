@@ -18,11 +18,21 @@ use super::shutdown::Signal;
 use super::tls::{self, TlsSettings};
 use crate::proto::{Action, Ask, Config, Connection, Decision, HookCall, Outcome, Peer};
 
-const READ_BUF_MIN: usize = 4 * 1024;
-const READ_BUF_MAX: usize = 64 * 1024;
+/// Size of the read buffer each worker thread shares among its connections.
+const READ_BUF: usize = 64 * 1024;
+
+thread_local! {
+    /// Bytes are read here and handed to the engine at once (the engine keeps
+    /// only an unfinished line), so an idle connection holds no read buffer.
+    static READ_BUFFER: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0; READ_BUF].into_boxed_slice());
+}
 
 enum Event {
-    Read(std::io::Result<usize>),
+    /// Bytes were read and given to the engine (`false`: the engine refused them).
+    Input(bool),
+    /// End of stream or a read error.
+    Closed,
     Timeout,
     Shutdown,
 }
@@ -74,7 +84,6 @@ pub(crate) async fn drive<H: Handler>(
     if let Some(info) = implicit_tls {
         conn = conn.with_tls(info);
     }
-    let mut buf = vec![0u8; READ_BUF_MIN];
     let mut armed: Option<Instant> = None;
     let mut chunk_error: Option<HandlerError> = None;
     let mut auth_state: Vec<u8> = Vec::new();
@@ -186,21 +195,26 @@ pub(crate) async fn drive<H: Handler>(
             if deadline.is_some() && timer.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Event::Timeout);
             }
-            std::pin::Pin::new(&mut stream)
-                .poll_read(cx, &mut buf)
-                .map(Event::Read)
+            // The engine takes the bytes inside this poll, so the buffer is
+            // never held across an await.
+            READ_BUFFER.with_borrow_mut(|buf| {
+                match std::pin::Pin::new(&mut stream).poll_read(cx, buf) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(Ok(0) | Err(_)) => Poll::Ready(Event::Closed),
+                    Poll::Ready(Ok(n)) => {
+                        let fed = conn.handle_input(Instant::now(), &buf[..n]);
+                        Poll::Ready(Event::Input(fed.is_ok()))
+                    }
+                }
+            })
         })
         .await;
         let now = Instant::now();
         match event {
-            Event::Read(Ok(0)) | Event::Read(Err(_)) => conn.handle_peer_closed(now),
-            Event::Read(Ok(n)) => {
-                let full = n == buf.len();
-                if conn.handle_input(now, &buf[..n]).is_err() {
+            Event::Closed => conn.handle_peer_closed(now),
+            Event::Input(fed) => {
+                if !fed {
                     return;
-                }
-                if full && buf.len() < READ_BUF_MAX {
-                    buf.resize(buf.len() * 2, 0);
                 }
             }
             Event::Timeout => {

@@ -52,6 +52,9 @@ pub trait Runtime: Send + Sync + Debug + 'static {
         listener: std::os::unix::net::UnixListener,
     ) -> io::Result<Box<dyn Listener>>;
     /// Runs `future` to completion on a new runtime owned by the current thread
-    /// (used by the threaded controllers).
-    fn block_on(&self, future: BoxFuture) -> io::Result<()>;
+    /// (used by the threaded controllers). `workers` is the number of threads
+    /// to serve on: 1 means this thread alone (a single event loop, as aiosmtpd
+    /// runs), `n > 1` a multi-threaded runtime with `n` workers, 0 one worker
+    /// per core. A runtime without its own thread pool may ignore it.
+    fn block_on(&self, future: BoxFuture, workers: usize) -> io::Result<()>;
 }

@@ -683,3 +683,228 @@ pub fn assert_tls_info(tls: Option<&smtpkit::proto::TlsInfo>) {
     assert_eq!(tls.sni.as_deref(), Some(TLS_NAME));
     assert!(tls.peer_certificates.is_empty(), "no client certificate");
 }
+
+// ---------------------------------------------------------------------------
+// Hostile clients: resets, a TLS ClientHello, a well-behaved client in the background
+// ---------------------------------------------------------------------------
+
+/// Aborts `stream` with a TCP RST: SO_LINGER 0, then close.
+pub fn reset_stream(stream: TcpStream) {
+    socket2::SockRef::from(&stream)
+        .set_linger(Some(Duration::ZERO))
+        .expect("set SO_LINGER 0");
+    drop(stream);
+}
+
+impl Client<TcpStream> {
+    /// Aborts the connection with a TCP RST (whatever the server has not read yet
+    /// may be lost).
+    pub fn reset(self) {
+        reset_stream(self.stream);
+    }
+}
+
+impl TlsClient {
+    /// Aborts the TLS connection with a TCP RST (no close_notify).
+    pub fn reset(self) {
+        reset_stream(self.stream.sock);
+    }
+}
+
+/// The bytes of a real TLS ClientHello (SNI [`TLS_NAME`]), as the suite's TLS
+/// clients send it first.
+pub fn client_hello() -> Vec<u8> {
+    let name = rustls::pki_types::ServerName::try_from(TLS_NAME).expect("a DNS name");
+    let mut conn = rustls::ClientConnection::new(tls_client_config(), name).expect("a TLS client");
+    let mut hello = Vec::new();
+    while conn.wants_write() {
+        conn.write_tls(&mut hello).expect("write the ClientHello");
+    }
+    assert!(hello.len() > 50, "a ClientHello: {hello:?}");
+    hello
+}
+
+/// Whether `bytes` hold anything that looks like an SMTP reply line start (three
+/// digits and a space or dash).
+pub fn has_smtp_reply(bytes: &[u8]) -> bool {
+    bytes
+        .windows(4)
+        .any(|w| w[..3].iter().all(u8::is_ascii_digit) && (w[3] == b' ' || w[3] == b'-'))
+}
+
+/// The sender of every [`GoodTraffic`] message.
+pub const GOOD_FROM: &str = "good@example.com";
+
+/// The messages in `inbox` not sent by a well-behaved client ([`GOOD_FROM`]).
+pub fn hostile_messages(inbox: &Inbox) -> Vec<Received> {
+    messages(inbox)
+        .into_iter()
+        .filter(|m| m.mail_from.as_deref() != Some(GOOD_FROM))
+        .collect()
+}
+
+/// How a [`GoodTraffic`] client reaches the server.
+#[derive(Clone, Copy, Debug)]
+pub enum Via {
+    /// Plaintext SMTP.
+    Plain,
+    /// STARTTLS first, then the transaction over TLS.
+    StartTls,
+    /// An implicit-TLS port.
+    ImplicitTls,
+}
+
+/// A well-behaved client sending mail from its own thread while a test attacks
+/// the server: one message per connection, one every [`GoodTraffic::PACE`],
+/// until [`GoodTraffic::finish`] (at most [`GoodTraffic::MAX_DURING`] of them),
+/// then one more after the attack.
+pub struct GoodTraffic {
+    id: usize,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<JoinHandle<Vec<usize>>>,
+}
+
+impl GoodTraffic {
+    /// Messages sent at most while the attack goes on.
+    pub const MAX_DURING: usize = 40;
+    /// The pause between two messages.
+    pub const PACE: Duration = Duration::from_millis(20);
+    /// How long the client keeps sending without being stopped.
+    pub const RUN_LIMIT: Duration = Duration::from_secs(10);
+
+    /// Starts the client against `addr`, reaching it `via` plaintext or TLS. Returns
+    /// once its first message was accepted, so the server serves it from the start.
+    pub fn start(addr: SocketAddr, via: Via) -> Self {
+        static NEXT_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (first_tx, first_rx) = std::sync::mpsc::channel();
+        let stopped = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let stopped = || stopped.load(std::sync::atomic::Ordering::SeqCst);
+            let deadline = Instant::now() + Self::RUN_LIMIT;
+            let mut sent = Vec::new();
+            while sent.len() < Self::MAX_DURING && !stopped() && Instant::now() < deadline {
+                good_message(addr, via, id, sent.len());
+                sent.push(sent.len());
+                if sent.len() == 1 {
+                    let _ = first_tx.send(());
+                }
+                std::thread::sleep(Self::PACE);
+            }
+            while !stopped() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            // Served after the attack too.
+            good_message(addr, via, id, sent.len());
+            sent.push(sent.len());
+            sent
+        });
+        let mut traffic = GoodTraffic {
+            id,
+            stop,
+            handle: Some(handle),
+        };
+        if first_rx.recv_timeout(IO_TIMEOUT * 3).is_err() {
+            traffic.join(); // re-raises the client's panic
+            panic!("the good client's first message was not accepted in time");
+        }
+        traffic
+    }
+
+    /// Stops the client after one last message and checks that it was served
+    /// throughout: every message got `250 OK` (checked on its thread) and arrived
+    /// exactly once, intact, in `inbox`. Returns how many it sent.
+    pub fn finish(mut self, inbox: &Inbox) -> usize {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let sent = self.join();
+        assert!(
+            sent.len() >= 2,
+            "sent during and after the attack: {sent:?}"
+        );
+        let got = messages(inbox);
+        for &n in &sent {
+            let (subject, body) = good_subject_and_body(self.id, n);
+            let copies: Vec<_> = got
+                .iter()
+                .filter(|m| {
+                    m.content
+                        .starts_with(format!("Subject: {subject}\r\n").as_bytes())
+                })
+                .collect();
+            assert_eq!(copies.len(), 1, "good message {subject:?} arrived once");
+            assert_eq!(copies[0].mail_from.as_deref(), Some(GOOD_FROM));
+            assert_eq!(copies[0].rcpt_tos, ["rcpt@example.com"]);
+            assert_eq!(
+                copies[0].content_str(),
+                format!("Subject: {subject}\r\n\r\n{body}")
+            );
+        }
+        sent.len()
+    }
+
+    /// Joins the client thread (at most 30 s), re-raising its panic.
+    fn join(&mut self) -> Vec<usize> {
+        let handle = self.handle.take().expect("joined once");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !handle.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(handle.is_finished(), "the good client hangs");
+        match handle.join() {
+            Ok(sent) => sent,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+}
+
+impl Drop for GoodTraffic {
+    fn drop(&mut self) {
+        // A test that failed before `finish`: let the thread end on its own.
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn good_subject_and_body(id: usize, n: usize) -> (String, String) {
+    (
+        format!("good {id}-{n}"),
+        format!("good message {id}-{n}\r\n"),
+    )
+}
+
+/// One good message on its own connection: HELO, MAIL, RCPT, DATA, QUIT, each
+/// reply checked.
+fn good_message(addr: SocketAddr, via: Via, id: usize, n: usize) {
+    fn transact<S: Read + Write>(c: &mut Client<S>, id: usize, n: usize) {
+        let (subject, body) = good_subject_and_body(id, n);
+        assert_eq!(c.cmd("HELO good.example"), format!("250 {HOST}"));
+        let reply = c.send_mail(
+            GOOD_FROM,
+            &["rcpt@example.com"],
+            &format!("Subject: {subject}\r\n\r\n{body}"),
+        );
+        assert_eq!(reply, "250 OK", "good message {subject:?}");
+        assert_eq!(c.cmd("QUIT"), "221 Bye");
+    }
+    match via {
+        Via::Plain => {
+            let mut c = Client::connect(addr);
+            c.greeting();
+            transact(&mut c, id, n);
+            c.expect_closed();
+        }
+        Via::StartTls => {
+            let mut c = Client::connect(addr);
+            c.greeting();
+            let mut c = c.starttls();
+            transact(&mut c, id, n);
+            assert_eq!(c.read_until_closed(), b"");
+        }
+        Via::ImplicitTls => {
+            let mut c = Client::connect_tls(addr);
+            c.greeting();
+            transact(&mut c, id, n);
+            assert_eq!(c.read_until_closed(), b"");
+        }
+    }
+}

@@ -1,0 +1,364 @@
+//! The `smtpkit` binary's memory under hostile clients, on every runtime it was
+//! built with: 16 MiB never-ending command and DATA lines, 10,000 pipelined
+//! commands, a thousand idle connections and slow clients. The figures come from
+//! the server process's `/proc/<pid>/status` (VmRSS, VmHWM), so this is Linux
+//! only. Memory figures, not timings, are asserted; a good client must be served
+//! at the end.
+
+#![cfg(target_os = "linux")]
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_smtpkit");
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+
+/// Peak resident memory of the whole run, whatever the runtime.
+const PEAK_LIMIT: u64 = 64 * MIB;
+/// Growth of the peak while a 16 MiB line arrives: well below the line itself, so
+/// a server that buffered it fails.
+const LONG_LINE_GROWTH_LIMIT: u64 = 8 * MIB;
+/// Resident memory per idle connection.
+const PER_IDLE_CONNECTION_LIMIT: u64 = 64 * KIB;
+/// Growth of resident memory while 10,000 pipelined commands are answered, and
+/// while slow clients trickle bytes.
+const FLOOD_GROWTH_LIMIT: u64 = 4 * MIB;
+
+const IDLE: usize = 1000;
+const SLOW: usize = 100;
+const LONG_LINE: usize = 16 << 20;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `smtpkit -n -c sink` on 127.0.0.1, killed on drop.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(runtime: &str) -> Server {
+        // The port is found free, then bound by the server: retry if another
+        // process took it in between.
+        for _attempt in 0..3 {
+            let port = free_port();
+            let mut child = Command::new(BIN)
+                .args(["-n", "-c", "sink", "--runtime", runtime, "-l"])
+                .arg(format!("127.0.0.1:{port}"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn smtpkit");
+            let deadline = Instant::now() + IO_TIMEOUT;
+            loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    eprintln!("smtpkit exited with {status} (port {port} taken?)");
+                    break;
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Server { child, port };
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("smtpkit --runtime {runtime} did not come up");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        panic!("smtpkit --runtime {runtime} could not bind a free port");
+    }
+
+    /// A field of `/proc/<pid>/status` in bytes (the file gives kB).
+    fn status(&self, field: &str) -> u64 {
+        let path = format!("/proc/{}/status", self.child.id());
+        let status = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(&format!("{field}:")))
+            .unwrap_or_else(|| panic!("no {field} in {path}"));
+        let kib: u64 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("unreadable {line:?}"));
+        kib * KIB
+    }
+
+    fn rss(&self) -> u64 {
+        self.status("VmRSS")
+    }
+
+    fn peak(&self) -> u64 {
+        self.status("VmHWM")
+    }
+
+    fn connect(&self) -> Client {
+        Client::connect(self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / MIB as f64)
+}
+
+/// A blocking SMTP client with line-buffered replies.
+struct Client {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    fn connect(port: u16) -> Client {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to smtpkit");
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    fn send(&mut self, data: &[u8]) {
+        self.stream.write_all(data).expect("write to smtpkit");
+    }
+
+    /// One reply line, without CRLF (multi-line replies: call again).
+    fn line(&mut self) -> String {
+        let deadline = Instant::now() + IO_TIMEOUT;
+        loop {
+            if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let line: Vec<u8> = self.buf.drain(..i + 2).take(i).collect();
+                return String::from_utf8(line).expect("a UTF-8 reply");
+            }
+            assert!(Instant::now() < deadline, "no reply line in time");
+            let mut chunk = [0u8; 64 * 1024];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => panic!(
+                    "smtpkit closed the connection; got {:?}",
+                    String::from_utf8_lossy(&self.buf)
+                ),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => panic!("reading a reply: {e}"),
+            }
+        }
+    }
+
+    /// The last line of a (possibly multi-line) reply.
+    fn reply(&mut self) -> String {
+        for _ in 0..100 {
+            let line = self.line();
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return line;
+            }
+        }
+        panic!("reply longer than 100 lines")
+    }
+
+    fn cmd(&mut self, line: &str) -> String {
+        self.send(format!("{line}\r\n").as_bytes());
+        self.reply()
+    }
+
+    fn greeting(&mut self) {
+        let g = self.reply();
+        assert!(g.starts_with("220 "), "greeting {g:?}");
+    }
+
+    /// Writes `total` bytes of `fill` from another thread (so neither side's
+    /// buffers fill up while this one reads), then `tail`, and returns the next
+    /// reply.
+    fn flood(&mut self, fill: u8, total: usize, tail: &'static [u8]) -> String {
+        let mut writer = self.stream.try_clone().unwrap();
+        let sender = std::thread::spawn(move || {
+            let chunk = vec![fill; 64 * 1024];
+            for _ in 0..total / chunk.len() {
+                writer.write_all(&chunk)?;
+            }
+            writer.write_all(tail)
+        });
+        let reply = self.reply();
+        sender.join().unwrap().expect("the flood is taken in");
+        reply
+    }
+}
+
+/// A well-behaved client: one message, accepted.
+fn good_client(server: &Server) {
+    let mut c = server.connect();
+    c.greeting();
+    assert_eq!(c.cmd("EHLO good.example"), "250 HELP");
+    assert_eq!(c.cmd("MAIL FROM:<good@example.com>"), "250 OK");
+    assert_eq!(c.cmd("RCPT TO:<rcpt@example.com>"), "250 OK");
+    assert_eq!(c.cmd("DATA"), "354 End data with <CR><LF>.<CR><LF>");
+    c.send(b"Subject: good\r\n\r\nstill served\r\n");
+    assert_eq!(c.cmd("."), "250 OK");
+    assert_eq!(c.cmd("QUIT"), "221 Bye");
+}
+
+fn memory_stays_bounded(runtime: &str) {
+    let server = Server::start(runtime);
+    good_client(&server);
+    let start_peak = server.peak();
+
+    // A 16 MiB command line without an end, then a 16 MiB DATA line.
+    let mut c = server.connect();
+    c.greeting();
+    assert_eq!(
+        c.flood(b'a', LONG_LINE, b"\r\n"),
+        "500 Command line too long"
+    );
+    assert!(c.cmd("HELO long.example").starts_with("250 "));
+    assert_eq!(c.cmd("MAIL FROM:<long@example.com>"), "250 OK");
+    assert_eq!(c.cmd("RCPT TO:<rcpt@example.com>"), "250 OK");
+    assert_eq!(c.cmd("DATA"), "354 End data with <CR><LF>.<CR><LF>");
+    assert_eq!(
+        c.flood(b'b', LONG_LINE, b"\r\n.\r\n"),
+        "500 Line too long (see RFC5321 4.5.3.1.6)"
+    );
+    assert_eq!(c.cmd("QUIT"), "221 Bye");
+    let long_line_peak = server.peak();
+    eprintln!(
+        "{runtime}: peak {} at the start, {} after the 16 MiB lines",
+        mib(start_peak),
+        mib(long_line_peak)
+    );
+    assert!(
+        long_line_peak.saturating_sub(start_peak) < LONG_LINE_GROWTH_LIMIT,
+        "{runtime}: the peak grew from {} to {} while 16 MiB lines arrived",
+        mib(start_peak),
+        mib(long_line_peak)
+    );
+
+    // 10,000 pipelined NOOPs in one write, the replies read only once all of them
+    // were sent.
+    let before_flood = server.rss();
+    let mut c = server.connect();
+    c.greeting();
+    c.send("NOOP\r\n".repeat(10_000).as_bytes());
+    for i in 0..10_000 {
+        assert_eq!(c.reply(), "250 OK", "reply {i}");
+    }
+    assert_eq!(c.cmd("QUIT"), "221 Bye");
+    let after_flood = server.rss();
+    eprintln!(
+        "{runtime}: RSS {} before the pipelined flood, {} after",
+        mib(before_flood),
+        mib(after_flood)
+    );
+    assert!(
+        after_flood.saturating_sub(before_flood) < FLOOD_GROWTH_LIMIT,
+        "{runtime}: RSS grew from {} to {} with 10,000 pipelined commands",
+        mib(before_flood),
+        mib(after_flood)
+    );
+
+    // A thousand idle connections, each past its greeting.
+    let before_idle = server.rss();
+    let idle: Vec<Client> = (0..IDLE)
+        .map(|_| {
+            let mut c = server.connect();
+            c.greeting();
+            c
+        })
+        .collect();
+    let with_idle = server.rss();
+    let per_connection = with_idle.saturating_sub(before_idle) / IDLE as u64;
+    eprintln!(
+        "{runtime}: RSS {} before {IDLE} idle connections, {} with them: {per_connection} bytes each",
+        mib(before_idle),
+        mib(with_idle)
+    );
+    assert!(
+        per_connection < PER_IDLE_CONNECTION_LIMIT,
+        "{runtime}: {per_connection} bytes per idle connection ({} -> {})",
+        mib(before_idle),
+        mib(with_idle)
+    );
+
+    // Slow clients: one byte each every 20 ms, in a command line or in DATA,
+    // never completing a line.
+    let mut slow: Vec<Client> = (0..SLOW)
+        .map(|i| {
+            let mut c = server.connect();
+            c.greeting();
+            if i % 2 == 1 {
+                assert!(c.cmd("HELO slow.example").starts_with("250 "));
+                assert_eq!(c.cmd("MAIL FROM:<slow@example.com>"), "250 OK");
+                assert_eq!(c.cmd("RCPT TO:<rcpt@example.com>"), "250 OK");
+                assert_eq!(c.cmd("DATA"), "354 End data with <CR><LF>.<CR><LF>");
+            }
+            c
+        })
+        .collect();
+    let before_slow = server.rss();
+    for _ in 0..50 {
+        for c in &mut slow {
+            c.send(b"s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let after_slow = server.rss();
+    eprintln!(
+        "{runtime}: RSS {} before {SLOW} slow clients trickled, {} after",
+        mib(before_slow),
+        mib(after_slow)
+    );
+    assert!(
+        after_slow.saturating_sub(before_slow) < FLOOD_GROWTH_LIMIT,
+        "{runtime}: RSS grew from {} to {} with slow clients",
+        mib(before_slow),
+        mib(after_slow)
+    );
+
+    // Still serving, with all of them hanging on, and after they left.
+    good_client(&server);
+    drop(idle);
+    drop(slow);
+    good_client(&server);
+    let peak = server.peak();
+    eprintln!("{runtime}: peak RSS {}", mib(peak));
+    assert!(
+        peak < PEAK_LIMIT,
+        "{runtime}: peak RSS {} (limit {})",
+        mib(peak),
+        mib(PEAK_LIMIT)
+    );
+}
+
+#[test]
+#[cfg(feature = "runtime-tokio")]
+fn memory_stays_bounded_on_tokio() {
+    memory_stays_bounded("tokio");
+}
+
+#[test]
+#[cfg(feature = "runtime-smol")]
+fn memory_stays_bounded_on_smol() {
+    memory_stays_bounded("smol");
+}
+
+#[test]
+#[cfg(feature = "runtime-async-std")]
+fn memory_stays_bounded_on_async_std() {
+    memory_stays_bounded("async-std");
+}
