@@ -176,11 +176,21 @@ fn bind_tcp(host: Option<&str>, port: u16) -> Result<Bound, ServerError> {
     Ok(bound)
 }
 
+/// The listen backlog: connections the kernel completes before the accept loop
+/// takes them (std's bind uses 128, too few for a burst of clients; the kernel
+/// caps it at `net.core.somaxconn`).
+const LISTEN_BACKLOG: i32 = 1024;
+
 fn bind_one_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
-    // std's bind sets SO_REUSEADDR on Unix, so a restarted server can rebind at once.
-    let l = TcpListener::bind(addr)?;
-    l.set_nonblocking(true)?;
-    Ok(l)
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    // As std's bind: SO_REUSEADDR on Unix, so a restarted server can rebind at once.
+    #[cfg(unix)]
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
 }
 
 #[cfg(unix)]
@@ -189,16 +199,24 @@ fn bind_unix(path: &Path) -> Result<Bound, ServerError> {
     if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
         let _ = std::fs::remove_file(path);
     }
-    let l = std::os::unix::net::UnixListener::bind(path)
-        .and_then(|l| l.set_nonblocking(true).map(|()| l))
-        .map_err(|source| ServerError::Bind {
-            addr: path.display().to_string(),
-            source,
-        })?;
+    let l = unix_listener(path).map_err(|source| ServerError::Bind {
+        addr: path.display().to_string(),
+        source,
+    })?;
     Ok(Bound {
         listeners: vec![StdListener::Unix(l)],
         addrs: Vec::new(),
     })
+}
+
+#[cfg(unix)]
+fn unix_listener(path: &Path) -> io::Result<std::os::unix::net::UnixListener> {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    socket.bind(&SockAddr::unix(path)?)?;
+    socket.listen(LISTEN_BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
 }
 
 fn bind(target: &BindTarget) -> Result<Bound, ServerError> {

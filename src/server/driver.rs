@@ -181,12 +181,16 @@ pub(crate) async fn drive<H: Handler>(
                 }
             }
         }
+        // The timer is re-armed only when the deadline comes earlier than the
+        // armed one: every command moves the deadline later, and re-arming a
+        // timer per command costs more than the rare early wake-up (the engine
+        // ignores a timeout before its deadline, and the timer is then re-armed).
         let deadline = conn.poll_timeout();
-        if deadline.is_some() && deadline != armed {
-            if let Some(d) = deadline {
-                timer.as_mut().reset(d);
-            }
-            armed = deadline;
+        if let Some(d) = deadline
+            && armed.is_none_or(|a| d < a)
+        {
+            timer.as_mut().reset(d);
+            armed = Some(d);
         }
         let event = poll_fn(|cx| {
             if shutdown_wait.poll_fired(cx).is_ready() {

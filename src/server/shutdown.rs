@@ -48,6 +48,7 @@ impl Signal {
         Wait {
             inner: self.inner.clone(),
             id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
+            registered: None,
         }
     }
 }
@@ -57,6 +58,9 @@ impl Signal {
 pub struct Wait {
     inner: Arc<Inner>,
     id: u64,
+    /// The waker last registered (not registered again while it would wake
+    /// the same task).
+    registered: Option<Waker>,
 }
 
 impl Wait {
@@ -65,9 +69,18 @@ impl Wait {
         if self.inner.fired.load(Ordering::SeqCst) {
             return Poll::Ready(());
         }
+        if self
+            .registered
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            // Registered before `fired` was checked: `fire` will wake it.
+            return Poll::Pending;
+        }
         if let Ok(mut w) = self.inner.wakers.lock() {
             w.insert(self.id, cx.waker().clone());
         }
+        self.registered = Some(cx.waker().clone());
         if self.inner.fired.load(Ordering::SeqCst) {
             Poll::Ready(())
         } else {
@@ -85,6 +98,9 @@ impl Future for Wait {
 
 impl Drop for Wait {
     fn drop(&mut self) {
+        if self.registered.is_none() {
+            return;
+        }
         if let Ok(mut w) = self.inner.wakers.lock() {
             w.remove(&self.id);
         }
