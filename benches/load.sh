@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Load benchmark: smtpkit (`-c sink`) against Postfix's smtp-sink and aiosmtpd's
-# Sink, each driven in turn by Postfix's smtp-source on 127.0.0.1.
+# Load benchmark: smtpkit (`-c sink`) against Postfix's smtp-sink, mailin-embedded
+# (benches/peers/mailin-sink, a Rust crate with a thread pool) and aiosmtpd's Sink,
+# each driven in turn by Postfix's smtp-source on 127.0.0.1.
 #
 #   bash benches/load.sh              # full run: 5 interleaved repetitions, medians
 #   QUICK=1 bash benches/load.sh      # check the script: 1 repetition, 10x fewer messages
@@ -8,10 +9,15 @@
 # Environment:
 #   REPS=N            repetitions (default 5; 1 with QUICK=1)
 #   QUICK=1           10x fewer messages/connections, REPS=1 unless REPS is set
-#   SERVERS="..."     subset/order of: smtpkit smtp-sink aiosmtpd (default: all three)
+#   SERVERS="..."     subset/order of: smtpkit smtp-sink mailin aiosmtpd (default: all
+#                     four; mailin is dropped with a note if mailin-sink does not build,
+#                     aiosmtpd if pip cannot install it)
 #   WORKLOADS="..."   subset of 1 2 3 4 5 (default: all)
-#   SKIP_BUILD=1      don't run `cargo build --release` (use the existing binary)
+#   SKIP_BUILD=1      don't run `cargo build --release` for smtpkit nor mailin-sink (use
+#                     the existing binaries; mailin is skipped if it has none)
 #   SMTPKIT=PATH      the smtpkit binary (default: <target dir>/release/smtpkit)
+#   MAILIN=PATH       the mailin-sink binary (default: built from benches/peers/mailin-sink,
+#                     `cargo build --release --locked`, into that project's target dir)
 #   VENV=DIR          venv for aiosmtpd 1.4.6 (default /tmp/smtpkit-bench-venv)
 #   PORT_BASE=N       first listening port (default 21000; one new port per run)
 #   RUN_TIMEOUT=S     time limit of one smtp-source run (default 600)
@@ -25,6 +31,11 @@
 #   3  50 parallel sessions, 20,000 x 1 KiB           smtp-source -d -s 50 -m 20000 -l 1024
 #   4  1 session, 20 messages of 20 MiB              smtp-source -d -s 1 -m 20 -l 20971520
 #   5  2,000 idle connections (benches/idle_clients.py holds them after the greeting)
+#
+# Servers: smtpkit -c sink; smtp-sink; mailin = benches/peers/mailin-sink (a standalone
+# cargo project: mailin-embedded's Server with a handler that accepts and drops
+# everything, no TLS, no AUTH, a thread per session from a pool raised from the
+# library's 4 to MAILIN_THREADS=4096); aiosmtpd's Sink.
 #
 # For every run a fresh server is started on a new port; recorded: wall time of
 # smtp-source, the server's CPU seconds (utime+stime from /proc/PID/stat before
@@ -44,7 +55,7 @@ else
     REPS=${REPS:-5}
     SCALE=1
 fi
-SERVERS=${SERVERS:-"smtpkit smtp-sink aiosmtpd"}
+SERVERS=${SERVERS:-"smtpkit smtp-sink mailin aiosmtpd"}
 WORKLOADS=${WORKLOADS:-"1 2 3 4 5"}
 VENV=${VENV:-/tmp/smtpkit-bench-venv}
 PORT_BASE=${PORT_BASE:-21000}
@@ -122,6 +133,37 @@ if [ -z "${SMTPKIT:-}" ]; then
 fi
 [ -x "$SMTPKIT" ] || { log "no smtpkit binary at $SMTPKIT"; exit 1; }
 
+# mailin-embedded, wrapped by benches/peers/mailin-sink (a project of its own, with
+# its own Cargo.lock and [workspace]; its first build compiles aws-lc-sys, which needs
+# a C compiler and takes minutes). A failed build skips the peer, like aiosmtpd.
+MAILIN_DIR=$HERE/peers/mailin-sink
+MAILIN_VERSION=
+drop_mailin() {
+    log "mailin unavailable ($*): skipping that peer"
+    local s kept=
+    for s in $SERVERS; do [ "$s" = mailin ] || kept+="$s "; done
+    SERVERS=${kept% }
+}
+if [[ " $SERVERS " == *" mailin "* ]]; then
+    if [ -z "${MAILIN:-}" ]; then
+        MAILIN_TARGET=$(cd "$MAILIN_DIR" && cargo metadata --no-deps --format-version 1 2>/dev/null |
+            python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])') || MAILIN_TARGET=
+        MAILIN=${MAILIN_TARGET:-$MAILIN_DIR/target}/release/mailin-sink
+        if [ "${SKIP_BUILD:-0}" != 1 ]; then
+            log "building mailin-sink (cargo build --release --locked --manifest-path benches/peers/mailin-sink/Cargo.toml)"
+            if ! cargo build --release --locked --manifest-path "$MAILIN_DIR/Cargo.toml" >"$WORK/mailin-build.log" 2>&1; then
+                tail -3 "$WORK/mailin-build.log" >&2 || true
+                MAILIN=
+                drop_mailin "build failed, see $WORK/mailin-build.log"
+            fi
+        fi
+    fi
+    if [ -n "${MAILIN:-}" ] && [ ! -x "$MAILIN" ]; then
+        drop_mailin "no mailin-sink binary at $MAILIN"
+    fi
+    MAILIN_VERSION=$(awk '/^name = "mailin-embedded"$/ { getline; gsub(/[^0-9.]/, ""); print }' "$MAILIN_DIR/Cargo.lock" 2>/dev/null || true)
+fi
+
 SINK_USER=()
 [ "$(id -u)" = 0 ] && SINK_USER=(-u nobody)
 
@@ -155,6 +197,7 @@ start_server() {
     case "$name" in
     smtpkit) "$SMTPKIT" -n -l "127.0.0.1:$port" -c sink >"$out" 2>&1 & ;;
     smtp-sink) "$SMTP_SINK" "${SINK_USER[@]}" -m 4096 "127.0.0.1:$port" 4096 >"$out" 2>&1 & ;;
+    mailin) "$MAILIN" "127.0.0.1:$port" >"$out" 2>&1 & ;;
     aiosmtpd) "$VENV/bin/python" -m aiosmtpd -n -c aiosmtpd.handlers.Sink -l "127.0.0.1:$port" >"$out" 2>&1 & ;;
     *) log "unknown server $name"; return 1 ;;
     esac
@@ -273,6 +316,9 @@ MIB20=$((20 * 1024 * 1024))
     echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ)  $(uname -srm)  $(nproc) cores  REPS=$REPS QUICK=$QUICK"
     echo "# smtpkit: $("$SMTPKIT" --version 2>/dev/null | head -1)  ($SMTPKIT)"
     echo "# postfix: $(postconf -d mail_version 2>/dev/null | sed 's/.*= //' || echo '?')"
+    if [[ " $SERVERS " == *" mailin "* ]]; then
+        echo "# mailin-embedded: ${MAILIN_VERSION:-?} (benches/peers/mailin-sink: a thread per session, pool of ${MAILIN_THREADS:-4096})  ($MAILIN)"
+    fi
     if [[ " $SERVERS " == *" aiosmtpd "* ]]; then
         echo "# aiosmtpd: $("$VENV/bin/python" -c 'import aiosmtpd; print(aiosmtpd.__version__)') on $("$VENV/bin/python" --version 2>&1)"
     fi
