@@ -212,6 +212,9 @@ pub const TOKENS: &[&[u8]] = &[
     b"1234567890",
 ];
 
+/// The longest PROXY header: a v2 header's 16 bytes and a 65,535-byte payload.
+const PROXY_V2_MAX: usize = 16 + 65_535;
+
 /// The configurations fuzzed: `selector % 6` picks one of the brief's variants,
 /// `tweaks` turns on extra limits and features.
 pub fn config(selector: u8, tweaks: u8) -> Config {
@@ -355,6 +358,7 @@ impl Harness {
             assert_eq!(r, Ok(()), "handle_input before Close");
         }
         self.drain();
+        self.check_held();
         if tls_wait {
             assert!(
                 self.events.is_empty(),
@@ -362,6 +366,21 @@ impl Harness {
                 self.events
             );
         }
+    }
+
+    /// The engine's input buffer stays within the configured limits: once
+    /// nothing blocks it (no hook call, STARTTLS or close pending), it holds at
+    /// most an unfinished command line or PROXY header.
+    fn check_held(&self) {
+        if self.pending.is_some() || self.tls_pending || self.closed {
+            return;
+        }
+        let limit = self.config.line_length_limit.max(PROXY_V2_MAX) + 1;
+        let held = self.conn.buffered_input();
+        assert!(
+            held <= limit,
+            "{held} bytes held with nothing pending (limit {limit})"
+        );
     }
 
     /// Answers the pending hook (or checks that answering nothing is an error).
@@ -383,6 +402,7 @@ impl Harness {
             ),
         }
         self.drain();
+        self.check_held();
     }
 
     /// Answers a pending EHLO hook after replacing the extensions it advertises.

@@ -338,6 +338,14 @@ impl Connection {
         &self.config
     }
 
+    /// Received bytes the connection holds without having consumed them yet: an
+    /// unfinished command line (at most the line length limit: a longer one is
+    /// discarded as it arrives), an unfinished PROXY header, or input that
+    /// arrived while a hook call, STARTTLS or the close was pending.
+    pub fn buffered_input(&self) -> usize {
+        self.input.len() - self.input_pos
+    }
+
     /// True once [`Action::Close`] has been returned.
     pub fn is_closed(&self) -> bool {
         self.closed

@@ -4860,3 +4860,30 @@ fn auth_overlong_response_line() {
         &with_ehlo(&EHLO_AUTH, &[LOGIN_USER, TOO_LONG, "250 OK"]),
     );
 }
+
+#[test]
+fn unfinished_lines_are_held_within_the_line_limit() {
+    let now = Instant::now();
+    let config = base();
+    let limit = config.line_length_limit;
+    let mut conn = Connection::new(Arc::new(config), Peer::Unknown, now);
+    while conn.poll_action().is_some() {}
+    // A never-ending command line, fed in pieces of every size: the engine keeps
+    // at most one line's worth, whatever arrives.
+    for size in [1, 7, 500, 4096, 65536] {
+        conn.handle_input(now, &vec![b'a'; size]).unwrap();
+        assert!(conn.buffered_input() <= limit, "{size}");
+    }
+    conn.handle_input(now, b"\r\n").unwrap();
+    assert_eq!(conn.buffered_input(), 0);
+    let mut out = Vec::new();
+    while let Some(action) = conn.poll_action() {
+        if let Action::Send(b) = action {
+            out.extend_from_slice(b);
+        }
+    }
+    assert_eq!(out, b"500 Command line too long\r\n");
+    // Short pieces of a line that ends are held, then consumed.
+    conn.handle_input(now, b"NO").unwrap();
+    assert_eq!(conn.buffered_input(), 2);
+}
