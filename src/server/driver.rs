@@ -81,6 +81,8 @@ pub(crate) async fn drive<H: Handler>(
     } else {
         Connection::new(config, peer, Instant::now())
     };
+    // TLS needs its close_notify on close; plain TCP only the close itself.
+    let mut tls_active = implicit_tls.is_some();
     if let Some(info) = implicit_tls {
         conn = conn.with_tls(info);
     }
@@ -163,6 +165,7 @@ pub(crate) async fn drive<H: Handler>(
                     {
                         Ok((tls_stream, info)) => {
                             stream = tls_stream;
+                            tls_active = true;
                             armed = None;
                             if conn.handle_tls_established(Instant::now(), info).is_err() {
                                 return;
@@ -175,7 +178,12 @@ pub(crate) async fn drive<H: Handler>(
                     }
                 }
                 Action::Close => {
-                    let _ = stream.close().await;
+                    if tls_active {
+                        let _ = stream.close().await;
+                    }
+                    // Plain TCP: dropping the stream closes the socket, which sends
+                    // the FIN after the replies already written (a shutdown(2)
+                    // first would only cost a system call).
                     tracing::debug!("connection closed");
                     return;
                 }
