@@ -86,8 +86,21 @@ fn max_connections_per_ip() {
     assert_eq!(a.cmd("NOOP"), "250 OK");
 }
 
-/// A handler that never answers RCPT.
-struct Stuck;
+/// A handler that never answers RCPT for `stuck@...`; `live` counts the stuck
+/// hook calls whose futures still exist.
+#[derive(Default)]
+struct Stuck {
+    live: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Counts itself in `Stuck::live` while it exists.
+struct LiveGuard(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
 
 impl Handler for Stuck {
     async fn handle_rcpt(
@@ -98,6 +111,8 @@ impl Handler for Stuck {
         _: &[String],
     ) -> HookResult {
         if address.starts_with("stuck") {
+            self.live.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _guard = LiveGuard(self.live.clone());
             std::future::pending::<()>().await;
         }
         Ok(smtpkit::Outcome::Default)
@@ -108,7 +123,11 @@ impl Handler for Stuck {
 fn a_hook_that_never_answers_gets_421_and_the_server_survives() {
     let mut cfg = config();
     cfg.hook_timeout = Some(Duration::from_millis(300));
-    let mut controller = tcp_controller(Stuck).with_config(cfg);
+    // One connection at a time: the stuck one must give its slot back.
+    cfg.max_connections = Some(1);
+    let stuck = Stuck::default();
+    let live = stuck.live.clone();
+    let mut controller = tcp_controller(stuck).with_config(cfg);
     controller.start().unwrap();
     let addr = addr_of(&controller);
     let mut c = Client::connect(addr);
@@ -121,7 +140,33 @@ fn a_hook_that_never_answers_gets_421_and_the_server_survives() {
         "{reply}"
     );
     c.expect_closed();
-    good_client(addr);
+    // Nothing leaked: the abandoned hook future was dropped, and the connection
+    // slot is free again (bounded wait for the server to notice the close).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while live.load(std::sync::atomic::Ordering::SeqCst) != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the stuck hook's future was never dropped"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut d = Client::connect(addr);
+        if d.reply1().starts_with("220 ") {
+            // The freed slot serves a good client.
+            assert_eq!(d.cmd("HELO good.example"), "250 smtpkit.test");
+            let reply = d.send_mail("good@example.com", &["rcpt@example.com"], "ok\r\n");
+            assert_eq!(reply, "250 OK");
+            assert_eq!(d.cmd("QUIT"), "221 Bye");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stuck connection's slot was never freed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
