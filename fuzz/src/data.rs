@@ -1,5 +1,7 @@
 //! `data`: [`DataDecoder`] against a reference model, fed whole, byte by byte and
-//! in chunks of input-chosen sizes.
+//! in chunks of input-chosen sizes; and the same body through a whole
+//! [`Connection`] after `HELO`/`MAIL`/`RCPT`/`DATA`: the body chunks it hands out
+//! must be the model's unstuffed content, and its DATA verdict the model's.
 //!
 //! The model reads the body byte by byte: only `CRLF.CRLF` ends it (a `.CRLF` at
 //! the very start too), a line's leading dot is dropped, every wire byte before
@@ -12,7 +14,10 @@
 //! `\r\n.\r\n`-like pieces (everything else is itself). `\r\n.\r\n` is appended so
 //! every body ends.
 
-use smtpkit::proto::{DataDecoder, DataError};
+use std::sync::Arc;
+use std::time::Instant;
+
+use smtpkit::proto::{Action, Config, Connection, DataDecoder, DataError, Decision, Outcome, Peer};
 
 use super::harness::Source;
 
@@ -171,11 +176,89 @@ pub fn run(data: &[u8]) {
         ),
         ("pairs", vec![2]),
     ];
-    for (label, sizes) in runs {
-        let got = decode_in_chunks(&body, size, line_limit, &sizes).expect("finished");
+    for (label, sizes) in &runs {
+        let got = decode_in_chunks(&body, size, line_limit, sizes).expect("finished");
         assert_eq!(
             got, expected,
             "{label}: size limit {size:?}, line limit {line_limit}, body {body:?}"
         );
     }
+    if line_limit >= PREFIX_LINE_MAX {
+        let body = &body[..expected.consumed];
+        for (label, sizes) in &runs {
+            let (content, verdict) = through_connection(body, size, line_limit, sizes);
+            let want = match expected.error {
+                None => "250 OK",
+                Some(DataError::TooMuchData) => "552 Error: Too much mail data",
+                Some(DataError::LineTooLong) => "500 Line too long (see RFC5321 4.5.3.1.6)",
+            };
+            assert_eq!(verdict, want, "{label}: the DATA verdict for {body:?}");
+            if expected.error.is_none() {
+                assert_eq!(
+                    content, expected.out,
+                    "{label}: the body a Connection hands out, for {body:?}"
+                );
+            }
+        }
+    }
+}
+
+/// The longest line of the command prefix (`MAIL FROM:<a@b>`, CRLF included).
+const PREFIX_LINE_MAX: usize = 17;
+
+/// Feeds the commands, then `body` in chunks of `sizes` (cycled), to a
+/// `Connection`, answering every hook with the default; returns the body chunks
+/// it handed out, joined, and its first reply after `354`.
+fn through_connection(
+    body: &[u8],
+    size: Option<usize>,
+    line_limit: usize,
+    sizes: &[usize],
+) -> (Vec<u8>, String) {
+    let now = Instant::now();
+    let mut config = Config::new("mx.example");
+    config.data_size_limit = size;
+    config.line_length_limit = line_limit;
+    let mut conn = Connection::new(Arc::new(config), Peer::Unknown, now);
+    let mut content = Vec::new();
+    let mut wire = Vec::new();
+    let mut drain = |conn: &mut Connection| {
+        for _ in 0..10_000 {
+            match conn.poll_action() {
+                None => return,
+                Some(Action::Send(bytes)) => wire.extend_from_slice(bytes),
+                Some(Action::Body(chunk)) => content.extend_from_slice(chunk.chunk),
+                Some(Action::Hook(_)) => conn
+                    .handle_decision(now, Decision::Outcome(Outcome::Default))
+                    .expect("a pending hook"),
+                Some(other) => panic!("unexpected action {other:?}"),
+            }
+        }
+        panic!("the engine never runs out of actions");
+    };
+    drain(&mut conn);
+    conn.handle_input(
+        now,
+        b"HELO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n",
+    )
+    .expect("open");
+    drain(&mut conn);
+    let mut fed = 0;
+    let mut i = 0;
+    while fed < body.len() {
+        let n = sizes[i % sizes.len()].max(1);
+        i += 1;
+        let end = (fed + n).min(body.len());
+        conn.handle_input(now, &body[fed..end]).expect("open");
+        fed = end;
+        drain(&mut conn);
+    }
+    let wire = String::from_utf8_lossy(&wire).into_owned();
+    let go_ahead = "354 End data with <CR><LF>.<CR><LF>\r\n";
+    let after = wire
+        .split_once(go_ahead)
+        .unwrap_or_else(|| panic!("no 354 in {wire:?}"))
+        .1;
+    let verdict = after.split("\r\n").next().unwrap_or("").to_owned();
+    (content, verdict)
 }
