@@ -10,7 +10,20 @@ use std::time::Instant;
 use async_io::{Async, Timer};
 
 use crate::proto::Peer;
-use crate::server::{AsyncTimer, BoxStream, Listener};
+use crate::server::{AsyncTimer, BoxStream, Listener, Stream};
+
+impl Stream for Async<TcpStream> {
+    fn read_now(&mut self, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        Some(io::Read::read(&mut self.get_ref(), buf))
+    }
+}
+
+#[cfg(unix)]
+impl Stream for Async<std::os::unix::net::UnixStream> {
+    fn read_now(&mut self, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        Some(io::Read::read(&mut self.get_ref(), buf))
+    }
+}
 
 impl AsyncTimer for Timer {
     fn reset(self: Pin<&mut Self>, deadline: Instant) {
@@ -40,12 +53,26 @@ fn poll_accept_with<L, S, A>(
     }
 }
 
+/// An accepted TCP connection on the async-io reactor.
+fn tcp_client(stream: TcpStream, addr: std::net::SocketAddr) -> io::Result<(BoxStream, Peer)> {
+    let _ = stream.set_nodelay(true);
+    let stream: Async<TcpStream> = Async::new(stream)?;
+    Ok((Box::new(stream), Peer::Tcp(addr)))
+}
+
 impl Listener for AsyncListener<TcpListener> {
     fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<(BoxStream, Peer)>> {
         let (stream, addr) = ready!(poll_accept_with(&self.0, cx, TcpListener::accept))?;
-        let _ = stream.set_nodelay(true);
-        let stream: Async<TcpStream> = Async::new(stream)?;
-        Poll::Ready(Ok((Box::new(stream), Peer::Tcp(addr))))
+        Poll::Ready(tcp_client(stream, addr))
+    }
+
+    fn accept_now(&mut self) -> Option<io::Result<(BoxStream, Peer)>> {
+        Some(
+            self.0
+                .get_ref()
+                .accept()
+                .and_then(|(stream, addr)| tcp_client(stream, addr)),
+        )
     }
 }
 
@@ -58,6 +85,15 @@ impl Listener for AsyncListener<std::os::unix::net::UnixListener> {
             std::os::unix::net::UnixListener::accept
         ))?;
         Poll::Ready(Ok((Box::new(Async::new(stream)?), Peer::Unix)))
+    }
+
+    fn accept_now(&mut self) -> Option<io::Result<(BoxStream, Peer)>> {
+        let accepted = self.0.get_ref().accept();
+        Some(
+            accepted.and_then(|(stream, _)| {
+                Ok((Box::new(Async::new(stream)?) as BoxStream, Peer::Unix))
+            }),
+        )
     }
 }
 

@@ -19,11 +19,11 @@ use std::time::Instant;
 
 use ::tokio::net;
 use ::tokio::time::Sleep;
-use tokio_util::compat::TokioAsyncReadCompatExt;
+use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 
 use crate::proto::{Config, Peer};
 use crate::server::{
-    AsyncTimer, BoxFuture, BoxStream, Handler, Listener, LocalController, Runtime, Tcp,
+    AsyncTimer, BoxFuture, BoxStream, Handler, Listener, LocalController, Runtime, Stream, Tcp,
     ThreadedController, Unix,
 };
 
@@ -40,6 +40,26 @@ impl AsyncTimer for Sleep {
     }
 }
 
+/// Reads the socket under a tokio stream directly: tokio's own reads first
+/// consult its cached readiness, which says "not ready" until the event loop
+/// has run.
+fn read_socket(socket: socket2::SockRef<'_>, buf: &mut [u8]) -> Option<io::Result<usize>> {
+    Some(io::Read::read(&mut &*socket, buf))
+}
+
+impl Stream for Compat<net::TcpStream> {
+    fn read_now(&mut self, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        read_socket(socket2::SockRef::from(self.get_ref()), buf)
+    }
+}
+
+#[cfg(unix)]
+impl Stream for Compat<net::UnixStream> {
+    fn read_now(&mut self, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        read_socket(socket2::SockRef::from(self.get_ref()), buf)
+    }
+}
+
 struct TcpAcceptor(net::TcpListener);
 
 impl Listener for TcpAcceptor {
@@ -48,6 +68,19 @@ impl Listener for TcpAcceptor {
             let _ = stream.set_nodelay(true);
             (Box::new(stream.compat()) as BoxStream, Peer::Tcp(addr))
         })
+    }
+
+    fn accept_now(&mut self) -> Option<io::Result<(BoxStream, Peer)>> {
+        let accepted = socket2::SockRef::from(&self.0).accept();
+        Some(accepted.and_then(|(socket, addr)| {
+            let addr = addr
+                .as_socket()
+                .ok_or_else(|| io::Error::other("accepted a non-IP socket"))?;
+            socket.set_nonblocking(true)?;
+            let _ = socket.set_tcp_nodelay(true);
+            let stream = net::TcpStream::from_std(socket.into())?;
+            Ok((Box::new(stream.compat()) as BoxStream, Peer::Tcp(addr)))
+        }))
     }
 }
 
@@ -60,6 +93,15 @@ impl Listener for UnixAcceptor {
         self.0
             .poll_accept(cx)
             .map_ok(|(stream, _)| (Box::new(stream.compat()) as BoxStream, Peer::Unix))
+    }
+
+    fn accept_now(&mut self) -> Option<io::Result<(BoxStream, Peer)>> {
+        let accepted = socket2::SockRef::from(&self.0).accept();
+        Some(accepted.and_then(|(socket, _)| {
+            socket.set_nonblocking(true)?;
+            let stream = net::UnixStream::from_std(socket.into())?;
+            Ok((Box::new(stream.compat()) as BoxStream, Peer::Unix))
+        }))
     }
 }
 

@@ -6,12 +6,13 @@ use std::future::poll_fn;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
+use super::busy_poll::Spinner;
 use super::driver::drive;
 use super::handler::Handler;
-use super::runtime::{Listener, Runtime};
+use super::runtime::{BoxStream, Listener, Runtime};
 use super::shutdown::Signal;
 use super::tls::TlsSettings;
 use crate::proto::{Config, Peer};
@@ -22,8 +23,11 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// Open connections, in all and per client address.
 #[derive(Default)]
 struct Counts {
-    all: AtomicUsize,
+    all: Arc<AtomicUsize>,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// The accept loop, when it busy-polls: woken as the last connection
+    /// closes, so it can spin for the next one.
+    acceptor: Mutex<Option<Waker>>,
 }
 
 /// One open connection; uncounted when dropped.
@@ -34,7 +38,12 @@ struct Live {
 
 impl Drop for Live {
     fn drop(&mut self) {
-        self.counts.all.fetch_sub(1, Ordering::SeqCst);
+        if self.counts.all.fetch_sub(1, Ordering::SeqCst) == 1
+            && let Ok(mut acceptor) = self.counts.acceptor.lock()
+            && let Some(waker) = acceptor.take()
+        {
+            waker.wake();
+        }
         if let (Some(ip), Ok(mut map)) = (self.ip, self.counts.per_ip.lock())
             && let Some(n) = map.get_mut(&ip)
         {
@@ -71,8 +80,24 @@ fn admit(counts: &Arc<Counts>, config: &Config, peer: &Peer) -> (Live, bool) {
     )
 }
 
+/// Accepts from the first listener with a connection waiting, without the
+/// event loop; `None` when no listener can.
+fn accept_now(listeners: &mut [Box<dyn Listener>]) -> Option<std::io::Result<(BoxStream, Peer)>> {
+    let mut can = false;
+    for l in listeners.iter_mut() {
+        match l.accept_now() {
+            None => {}
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::WouldBlock => can = true,
+            Some(accepted) => return Some(accepted),
+        }
+    }
+    can.then(|| Err(std::io::ErrorKind::WouldBlock.into()))
+}
+
 /// Serves `listeners` until `shutdown` fires; returns once the listeners are closed
-/// and every connection has ended (or [`DRAIN_TIMEOUT`] passed).
+/// and every connection has ended (or [`DRAIN_TIMEOUT`] passed). `busy_poll`:
+/// the busy-polling window of a connection that is alone on the server (only
+/// for a server that owns its thread; see `busy_poll`).
 pub(crate) async fn accept_loop<H: Handler>(
     runtime: Arc<dyn Runtime>,
     mut listeners: Vec<Box<dyn Listener>>,
@@ -80,13 +105,21 @@ pub(crate) async fn accept_loop<H: Handler>(
     config: Arc<Config>,
     tls: Arc<TlsSettings>,
     shutdown: Signal,
+    busy_poll: Option<Duration>,
 ) {
     let counts = Arc::new(Counts::default());
     let mut stop = shutdown.wait();
     let mut backoff = runtime.new_timer(Instant::now());
     let mut backing_off = false;
+    let mut spinner = Spinner::for_accept(busy_poll, counts.all.clone());
     loop {
         let accepted = poll_fn(|cx| {
+            if spinner.enabled()
+                && let Ok(mut acceptor) = counts.acceptor.lock()
+                && !acceptor.as_ref().is_some_and(|w| w.will_wake(cx.waker()))
+            {
+                *acceptor = Some(cx.waker().clone());
+            }
             if stop.poll_fired(cx).is_ready() {
                 return Poll::Ready(None);
             }
@@ -101,7 +134,11 @@ pub(crate) async fn accept_loop<H: Handler>(
                     return Poll::Ready(Some(r));
                 }
             }
-            Poll::Pending
+            // No connection open: meet the next one as it arrives.
+            match spinner.read(|| accept_now(&mut listeners)) {
+                Some(r) => Poll::Ready(Some(r)),
+                None => Poll::Pending,
+            }
         })
         .await;
         match accepted {
@@ -120,6 +157,7 @@ pub(crate) async fn accept_loop<H: Handler>(
                     peer,
                     shutdown.clone(),
                     refuse,
+                    Spinner::new(busy_poll, counts.all.clone()),
                 );
                 runtime.spawn(Box::pin(async move {
                     fut.await;

@@ -12,6 +12,7 @@ use std::future::Future;
 
 use futures_lite::{AsyncRead, AsyncWriteExt, FutureExt};
 
+use super::busy_poll::Spinner;
 use super::handler::{Handler, HandlerError};
 use super::runtime::{BoxStream, Runtime};
 use super::shutdown::Signal;
@@ -48,6 +49,7 @@ pub(crate) async fn drive<H: Handler>(
     peer: Peer,
     shutdown: Signal,
     refuse: bool,
+    mut spinner: Spinner,
 ) {
     tracing::debug!(%peer, "connection opened");
     let mut timer = runtime.new_timer(Instant::now());
@@ -210,10 +212,18 @@ pub(crate) async fn drive<H: Handler>(
             // The engine takes the bytes inside this poll, so the buffer is
             // never held across an await.
             READ_BUFFER.with_borrow_mut(|buf| {
-                match std::pin::Pin::new(&mut stream).poll_read(cx, buf) {
-                    Poll::Pending => Poll::Pending,
-                    Poll::Ready(Ok(0) | Err(_)) => Poll::Ready(Event::Closed),
-                    Poll::Ready(Ok(n)) => {
+                let read = match std::pin::Pin::new(&mut stream).poll_read(cx, buf) {
+                    Poll::Ready(read) => read,
+                    // Alone on the server: meet the next command as it lands
+                    // instead of sleeping until the event loop reports it.
+                    Poll::Pending => match spinner.read(|| stream.read_now(buf)) {
+                        Some(read) => read,
+                        None => return Poll::Pending,
+                    },
+                };
+                match read {
+                    Ok(0) | Err(_) => Poll::Ready(Event::Closed),
+                    Ok(n) => {
                         let fed = conn.handle_input(Instant::now(), &buf[..n]);
                         Poll::Ready(Event::Input(fed.is_ok()))
                     }
@@ -353,6 +363,8 @@ async fn run_hook<H: Handler>(
 
 /// Stands in for the stream while it is handed to the TLS handshake.
 struct Detached;
+
+impl super::runtime::Stream for Detached {}
 
 impl AsyncRead for Detached {
     fn poll_read(

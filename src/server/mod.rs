@@ -4,6 +4,7 @@
 
 mod accept;
 mod auth;
+mod busy_poll;
 mod controller;
 mod driver;
 mod handler;
@@ -13,8 +14,9 @@ mod tls;
 
 pub use auth::{AuthFileError, Authenticated, Authenticator, FileAuthenticator, SaslMechanism};
 pub use controller::{
-    BindTarget, DEFAULT_READY_TIMEOUT, LocalController, READY_TIMEOUT_ENV, ServerError, Tcp,
-    ThreadedController, Unix, controller_config, default_server_hostname, get_localhost,
+    BindTarget, DEFAULT_BUSY_POLL, DEFAULT_READY_TIMEOUT, LocalController, READY_TIMEOUT_ENV,
+    ServerError, Tcp, ThreadedController, Unix, controller_config, default_server_hostname,
+    get_localhost,
 };
 pub use handler::{Handler, HandlerError, HookResult};
 pub use runtime::{AsyncTimer, BoxFuture, BoxStream, Listener, Runtime, Stream};
@@ -44,6 +46,8 @@ pub async fn serve_listeners<H: Handler>(
         Arc::new(config),
         Arc::new(tls),
         shutdown,
+        // The caller's runtime may have other work: never spin on it.
+        None,
     )
     .await
 }

@@ -16,9 +16,18 @@ use crate::proto::Peer;
 /// A boxed `Send` future returning `()`.
 pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
-/// A byte stream to a client.
-pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
+/// A byte stream to a client. A stream type of your own needs only
+/// `impl Stream for MyStream {}`; the runtime adapters' socket streams also
+/// implement [`Stream::read_now`], which busy polling uses.
+pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {
+    /// Reads from the socket at once, without the event loop: `Err` with
+    /// [`io::ErrorKind::WouldBlock`] when nothing is there. `None` (the
+    /// default): the stream cannot be read this way (TLS, or not a socket).
+    fn read_now(&mut self, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        let _ = buf;
+        None
+    }
+}
 
 /// A boxed client stream.
 pub type BoxStream = Box<dyn Stream>;
@@ -27,6 +36,13 @@ pub type BoxStream = Box<dyn Stream>;
 pub trait Listener: Send + 'static {
     /// Polls for the next connection.
     fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<(BoxStream, Peer)>>;
+
+    /// Accepts at once, without the event loop: `Err` with
+    /// [`io::ErrorKind::WouldBlock`] when no connection is waiting. `None`
+    /// (the default): this listener cannot (busy polling then skips it).
+    fn accept_now(&mut self) -> Option<io::Result<(BoxStream, Peer)>> {
+        None
+    }
 }
 
 /// A timer that can be re-armed.

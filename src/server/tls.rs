@@ -15,7 +15,7 @@ use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::runtime::{AsyncTimer, BoxStream};
+use super::runtime::{AsyncTimer, BoxStream, Stream};
 use super::shutdown::Wait;
 use crate::proto::TlsInfo;
 
@@ -140,3 +140,6 @@ pub(crate) async fn accept(
     };
     Ok((Box::new(tls), info))
 }
+
+/// A TLS stream is read through rustls, never directly: no busy polling.
+impl Stream for futures_rustls::server::TlsStream<BoxStream> {}

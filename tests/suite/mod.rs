@@ -2,6 +2,7 @@
 //! which provides `rt` (the controller aliases), `block_on` and `sleep`.
 
 mod auth;
+mod busy_poll;
 mod concurrency;
 mod dialogue;
 mod example;
