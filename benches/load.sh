@@ -9,8 +9,8 @@
 # Environment:
 #   REPS=N            repetitions (default 5; 1 with QUICK=1)
 #   QUICK=1           10x fewer messages/connections, REPS=1 unless REPS is set
-#   SERVERS="..."     subset/order of: smtpkit smtp-sink mailin aiosmtpd (default: all
-#                     four; mailin is dropped with a note if mailin-sink does not build,
+#   SERVERS="..."     subset/order of: smtpkit smtpkit-nopoll smtp-sink mailin aiosmtpd
+#                     (default: all five; mailin is dropped with a note if mailin-sink does not build,
 #                     aiosmtpd if pip cannot install it)
 #   WORKLOADS="..."   subset of 1 2 3 4 5 (default: all)
 #   SKIP_BUILD=1      don't run `cargo build --release` for smtpkit nor mailin-sink (use
@@ -32,7 +32,8 @@
 #   4  1 session, 20 messages of 20 MiB              smtp-source -d -s 1 -m 20 -l 20971520
 #   5  2,000 idle connections (benches/idle_clients.py holds them after the greeting)
 #
-# Servers: smtpkit -c sink; smtp-sink; mailin = benches/peers/mailin-sink (a standalone
+# Servers: smtpkit -c sink; smtpkit-nopoll = the same with --busy-poll 0 (no busy
+# polling: what a server that sleeps in the event loop between commands does); smtp-sink; mailin = benches/peers/mailin-sink (a standalone
 # cargo project: mailin-embedded's Server with a handler that accepts and drops
 # everything, no TLS, no AUTH, a thread per session from a pool raised from the
 # library's 4 to MAILIN_THREADS=4096); aiosmtpd's Sink.
@@ -55,7 +56,7 @@ else
     REPS=${REPS:-5}
     SCALE=1
 fi
-SERVERS=${SERVERS:-"smtpkit smtp-sink mailin aiosmtpd"}
+SERVERS=${SERVERS:-"smtpkit smtpkit-nopoll smtp-sink mailin aiosmtpd"}
 WORKLOADS=${WORKLOADS:-"1 2 3 4 5"}
 VENV=${VENV:-/tmp/smtpkit-bench-venv}
 PORT_BASE=${PORT_BASE:-21000}
@@ -196,6 +197,7 @@ start_server() {
     local name=$1 port=$2 out=$3
     case "$name" in
     smtpkit) "$SMTPKIT" -n -l "127.0.0.1:$port" -c sink >"$out" 2>&1 & ;;
+    smtpkit-nopoll) "$SMTPKIT" -n -l "127.0.0.1:$port" -c sink --busy-poll 0 >"$out" 2>&1 & ;;
     smtp-sink) "$SMTP_SINK" "${SINK_USER[@]}" -m 4096 "127.0.0.1:$port" 4096 >"$out" 2>&1 & ;;
     mailin) "$MAILIN" "127.0.0.1:$port" >"$out" 2>&1 & ;;
     aiosmtpd) "$VENV/bin/python" -m aiosmtpd -n -c aiosmtpd.handlers.Sink -l "127.0.0.1:$port" >"$out" 2>&1 & ;;

@@ -5,8 +5,9 @@
 //! On loopback and on a fast LAN the client's next command arrives a few tens
 //! of microseconds after the reply. Sleeping in `epoll_wait` for it costs a
 //! wake-up of an idle CPU, which on a virtual machine is the largest part of
-//! the round trip; spinning on a non-blocking `recv` meets the command as it
-//! lands. It only ever runs while no other connection could be starved (the
+//! the round trip; polling a non-blocking `recv` meets the command as it
+//! lands. Between attempts the thread yields (`sched_yield`), so a client that
+//! shares the CPU still runs. It only ever runs while no other connection could be starved (the
 //! connection is alone on its server, and the server owns its thread: the
 //! threaded controllers and the CLI), and it backs off by itself when the
 //! client is slower than the window: after a window that saw nothing the next
@@ -98,7 +99,7 @@ impl Spinner {
                 self.backoff = (self.backoff * 2).min(MAX_SKIP);
                 return None;
             }
-            std::hint::spin_loop();
+            std::thread::yield_now();
         }
     }
 }
