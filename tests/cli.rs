@@ -180,6 +180,7 @@ fn bad_arguments_exit_2_with_one_line() {
         ),
         (&["-n", "-c", "nosuch"][..], "unknown handler"),
         (&["-n", "-s", "big"][..], "big"),
+        (&["-n", "--busy-poll", "soon"][..], "--busy-poll"),
     ] {
         let out = run(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -227,6 +228,33 @@ fn sink_over_tcp_then_sigterm() {
     assert!(out.status.success(), "{out:?}");
     // The port is released.
     assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+}
+
+#[test]
+fn busy_polling_on_and_off() {
+    // 0 turns it off; a long window makes the spinning path serve every
+    // command and accept the second connection.
+    for window in ["0", "20000"] {
+        let port = free_port();
+        let server = Server::start(&[
+            "-n",
+            "-c",
+            "sink",
+            "-l",
+            &format!("127.0.0.1:{port}"),
+            "--busy-poll",
+            window,
+        ]);
+        for _ in 0..2 {
+            let replies = dialogue(connect_tcp(port), MESSAGE);
+            assert_eq!(replies.len(), 7, "--busy-poll {window}: {replies:?}");
+            assert!(replies[0].starts_with("220 "), "{replies:?}");
+            assert_eq!(replies[5], "250 OK", "--busy-poll {window}");
+            assert_eq!(replies[6], "221 Bye", "--busy-poll {window}");
+        }
+        let out = server.terminate();
+        assert!(out.status.success(), "{out:?}");
+    }
 }
 
 #[test]
