@@ -15,6 +15,15 @@ fn body(i: usize) -> String {
     format!("Subject: message {i}\r\n\r\nline one of {i}\r\n..a dotted line\r\n")
 }
 
+/// A started TCP controller with busy-polling `window`, and its inbox.
+fn recording(window: Duration) -> (rt::Controller<Recorder>, Inbox) {
+    let recorder = Recorder::default();
+    let inbox = recorder.inbox.clone();
+    let mut controller = tcp_controller(recorder).with_busy_poll(Some(window));
+    controller.start().expect("start");
+    (controller, inbox)
+}
+
 fn check_inbox(inbox: &Inbox, count: usize) {
     let got = messages(inbox);
     assert_eq!(got.len(), count, "{got:?}");
@@ -28,10 +37,7 @@ fn check_inbox(inbox: &Inbox, count: usize) {
 
 #[test]
 fn a_lone_client_is_served_by_busy_polling() {
-    let recorder = Recorder::default();
-    let inbox = recorder.inbox.clone();
-    let mut controller = tcp_controller(recorder).with_busy_poll(Some(LONG_WINDOW));
-    controller.start().expect("start");
+    let (mut controller, inbox) = recording(LONG_WINDOW);
     let mut client = Client::connect(addr_of(&controller));
     client.greeting();
     assert_eq!(client.cmd("HELO client.test"), format!("250 {HOST}"));
@@ -55,10 +61,7 @@ fn a_lone_client_is_served_by_busy_polling() {
 
 #[test]
 fn connections_one_after_another_are_accepted_by_busy_polling() {
-    let recorder = Recorder::default();
-    let inbox = recorder.inbox.clone();
-    let mut controller = tcp_controller(recorder).with_busy_poll(Some(LONG_WINDOW));
-    controller.start().expect("start");
+    let (mut controller, inbox) = recording(LONG_WINDOW);
     let addr = addr_of(&controller);
     for i in 0..20 {
         let mut client = Client::connect(addr);
@@ -105,10 +108,7 @@ fn a_lone_unix_socket_client_is_served_by_busy_polling() {
 
 #[test]
 fn a_client_slower_than_the_window_is_served() {
-    let recorder = Recorder::default();
-    let inbox = recorder.inbox.clone();
-    let mut controller = tcp_controller(recorder).with_busy_poll(Some(Duration::from_micros(100)));
-    controller.start().expect("start");
+    let (mut controller, inbox) = recording(Duration::from_micros(100));
     let mut client = Client::connect(addr_of(&controller));
     client.greeting();
     // Every command comes after the window has passed: the server backs off
@@ -136,10 +136,7 @@ fn a_client_slower_than_the_window_is_served() {
 
 #[test]
 fn two_clients_side_by_side_with_a_long_window() {
-    let recorder = Recorder::default();
-    let inbox = recorder.inbox.clone();
-    let mut controller = tcp_controller(recorder).with_busy_poll(Some(LONG_WINDOW));
-    controller.start().expect("start");
+    let (mut controller, inbox) = recording(LONG_WINDOW);
     let addr = addr_of(&controller);
     let mut a = Client::connect(addr);
     let mut b = Client::connect(addr);
