@@ -97,8 +97,8 @@ const PARSE_COMMENT_NESTING_LIMIT: usize = 981;
 /// Parses a MAIL/RCPT/VRFY argument like aiosmtpd's `_getaddr`.
 ///
 /// Inputs for which Python raises an exception other than `HeaderParseError`
-/// are reported as [`ParsedPath::Malformed`]; use [`parse_path_checked`] to tell
-/// them apart.  In the rare case where Python's remainder is not a suffix of the
+/// are reported as [`ParsedPath::Malformed`] (the engine tells them apart
+/// internally, to give aiosmtpd's `500 Error: (...)` replies).  In the rare case where Python's remainder is not a suffix of the
 /// argument (only possible with RFC 2047 encoded words that decode to special
 /// characters), `rest` is the longest suffix of `arg` that ends Python's remainder.
 pub fn parse_path(arg: &str) -> ParsedPath<'_> {
@@ -140,7 +140,7 @@ pub fn parse_path_checked(arg: &str) -> Result<ParsedPath<'_>, PyException> {
 /// sides are plain dot-atoms of printable ASCII (no comments, quoting, routes,
 /// encoded words or domain literals), optionally followed by white space and
 /// parameters. Returns the address (a slice of `arg`) and the remainder, which
-/// are exactly what [`parse_path_checked`] returns for these inputs; `None`
+/// are exactly what `parse_path_checked` returns for these inputs; `None`
 /// means "take the full parser".
 pub fn parse_plain_path(arg: &str) -> Option<(&str, &str)> {
     let bytes = arg.as_bytes();
