@@ -12,11 +12,28 @@ use std::time::{Duration, Instant};
 use smtpkit::server::Authenticated;
 use smtpkit::{Envelope, Handler, HookResult, Session};
 
+use crate::rt;
+
 use super::util::{
-    Client, GoodTraffic, HOST, Recorder, Via, addr_of, alice, b64, client_hello, config,
+    Client, GoodTraffic, HOST, Inbox, Recorder, Via, addr_of, alice, b64, client_hello, config,
     has_smtp_reply, hostile_messages, implicit_tls_controller, messages, starttls_controller,
     tcp_controller,
 };
+
+/// A started controller built by `make` around a fresh [`Recorder`], its inbox,
+/// its address, and well-behaved traffic `via` running against it throughout.
+fn under_traffic<H: Handler>(
+    make: impl FnOnce(Recorder) -> rt::Controller<H>,
+    via: Via,
+) -> (rt::Controller<H>, Inbox, SocketAddr, GoodTraffic) {
+    let recorder = Recorder::default();
+    let inbox = recorder.inbox.clone();
+    let mut controller = make(recorder);
+    controller.start().unwrap();
+    let addr = addr_of(&controller);
+    let traffic = GoodTraffic::start(addr, via);
+    (controller, inbox, addr, traffic)
+}
 
 /// A well-behaved client: one message, which must be accepted.
 fn good_client(addr: std::net::SocketAddr) {
@@ -173,12 +190,10 @@ fn a_hook_that_never_answers_gets_421_and_the_server_survives() {
 fn slow_loris_is_cut_off_by_the_idle_timeout() {
     let mut cfg = config();
     cfg.timeout = Duration::from_secs(1);
-    let recorder = Recorder::default();
-    let inbox = recorder.inbox.clone();
-    let mut controller = tcp_controller(recorder).with_config(cfg);
-    controller.start().unwrap();
-    let addr = addr_of(&controller);
-    let traffic = GoodTraffic::start(addr, Via::Plain);
+    let (_controller, inbox, addr, traffic) = under_traffic(
+        |recorder| tcp_controller(recorder).with_config(cfg),
+        Via::Plain,
+    );
     // In a command line: one byte every 200 ms, never a full line.
     let mut slow = Client::connect(addr);
     slow.greeting();
@@ -217,12 +232,7 @@ fn slow_loris_is_cut_off_by_the_idle_timeout() {
 
 #[test]
 fn ten_thousand_pipelined_commands_in_one_write() {
-    let recorder = Recorder::default();
-    let inbox = recorder.inbox.clone();
-    let mut controller = tcp_controller(recorder);
-    controller.start().unwrap();
-    let addr = addr_of(&controller);
-    let traffic = GoodTraffic::start(addr, Via::Plain);
+    let (_controller, inbox, addr, traffic) = under_traffic(tcp_controller, Via::Plain);
     let mut c = Client::connect(addr);
     c.greeting();
     let flood = "NOOP\r\n".repeat(10_000);
@@ -241,12 +251,7 @@ fn ten_thousand_pipelined_commands_in_one_write() {
 
 #[test]
 fn never_ending_lines_are_answered_and_bounded() {
-    let recorder = Recorder::default();
-    let inbox = recorder.inbox.clone();
-    let mut controller = tcp_controller(recorder);
-    controller.start().unwrap();
-    let addr = addr_of(&controller);
-    let traffic = GoodTraffic::start(addr, Via::Plain);
+    let (_controller, inbox, addr, traffic) = under_traffic(tcp_controller, Via::Plain);
     let mut c = Client::connect(addr);
     c.greeting();
     let mut writer = c.stream_mut().try_clone().unwrap();
@@ -321,12 +326,7 @@ fn hostile_senders(inbox: &super::util::Inbox) -> Vec<String> {
 
 #[test]
 fn connection_reset_mid_command() {
-    let recorder = Recorder::default();
-    let inbox = recorder.inbox.clone();
-    let mut controller = tcp_controller(recorder);
-    controller.start().unwrap();
-    let addr = addr_of(&controller);
-    let traffic = GoodTraffic::start(addr, Via::Plain);
+    let (_controller, inbox, addr, traffic) = under_traffic(tcp_controller, Via::Plain);
     // A client in the middle of a transaction on another connection.
     let mut bystander = helo(addr);
     assert_eq!(bystander.cmd("MAIL FROM:<bystander@example.com>"), "250 OK");
@@ -391,12 +391,7 @@ fn connection_reset_mid_command() {
 
 #[test]
 fn connection_reset_mid_data_loses_only_that_message() {
-    let recorder = Recorder::default();
-    let inbox = recorder.inbox.clone();
-    let mut controller = tcp_controller(recorder);
-    controller.start().unwrap();
-    let addr = addr_of(&controller);
-    let traffic = GoodTraffic::start(addr, Via::Plain);
+    let (_controller, inbox, addr, traffic) = under_traffic(tcp_controller, Via::Plain);
     // Another client in the middle of its message body.
     let mut bystander = in_data(addr, "bystander@example.com");
     bystander.send(b"Subject: bystander\r\n\r\nfirst half\r\n");
@@ -520,13 +515,14 @@ fn alice_sends<S: Read + Write>(c: &mut Client<S>) {
 
 #[test]
 fn connection_reset_mid_auth() {
-    let recorder = Recorder::default();
-    let inbox = recorder.inbox.clone();
-    let mut controller = tcp_controller(Authenticated::new(recorder, alice()));
-    controller.config_mut().auth_require_tls = false;
-    controller.start().unwrap();
-    let addr = addr_of(&controller);
-    let traffic = GoodTraffic::start(addr, Via::Plain);
+    let (_controller, inbox, addr, traffic) = under_traffic(
+        |recorder| {
+            let mut controller = tcp_controller(Authenticated::new(recorder, alice()));
+            controller.config_mut().auth_require_tls = false;
+            controller
+        },
+        Via::Plain,
+    );
     let ehlo = || {
         let mut c = Client::connect(addr);
         c.greeting();
@@ -549,12 +545,10 @@ fn connection_reset_mid_auth() {
 
 #[test]
 fn connection_reset_mid_auth_over_tls() {
-    let recorder = Recorder::default();
-    let inbox = recorder.inbox.clone();
-    let mut controller = starttls_controller(Authenticated::new(recorder, alice()));
-    controller.start().unwrap();
-    let addr = addr_of(&controller);
-    let traffic = GoodTraffic::start(addr, Via::StartTls);
+    let (_controller, inbox, addr, traffic) = under_traffic(
+        |recorder| starttls_controller(Authenticated::new(recorder, alice())),
+        Via::StartTls,
+    );
     let ehlo = || {
         let mut c = Client::connect(addr);
         c.greeting();
@@ -605,12 +599,7 @@ fn reset_in_every_handshake_state(begin: impl Fn() -> Client<std::net::TcpStream
 
 #[test]
 fn connection_reset_mid_starttls_handshake() {
-    let recorder = Recorder::default();
-    let inbox = recorder.inbox.clone();
-    let mut controller = starttls_controller(recorder);
-    controller.start().unwrap();
-    let addr = addr_of(&controller);
-    let traffic = GoodTraffic::start(addr, Via::StartTls);
+    let (_controller, inbox, addr, traffic) = under_traffic(starttls_controller, Via::StartTls);
     // A client in the middle of a transaction over TLS.
     let mut bystander = Client::connect(addr);
     bystander.greeting();
@@ -640,12 +629,8 @@ fn connection_reset_mid_starttls_handshake() {
 
 #[test]
 fn connection_reset_mid_implicit_tls_handshake() {
-    let recorder = Recorder::default();
-    let inbox = recorder.inbox.clone();
-    let mut controller = implicit_tls_controller(recorder);
-    controller.start().unwrap();
-    let addr = addr_of(&controller);
-    let traffic = GoodTraffic::start(addr, Via::ImplicitTls);
+    let (_controller, inbox, addr, traffic) =
+        under_traffic(implicit_tls_controller, Via::ImplicitTls);
     for _round in 0..3 {
         reset_in_every_handshake_state(|| Client::connect(addr));
     }
@@ -709,13 +694,14 @@ fn closed_without_smtp(mut c: Client<std::net::TcpStream>, what: &str, bytes: &[
 
 #[test]
 fn tls_garbage_after_starttls_ends_only_that_connection() {
-    let recorder = Recorder::default();
-    let inbox = recorder.inbox.clone();
-    let mut controller = starttls_controller(recorder);
-    controller.config_mut().timeout = Duration::from_secs(2);
-    controller.start().unwrap();
-    let addr = addr_of(&controller);
-    let traffic = GoodTraffic::start(addr, Via::StartTls);
+    let (_controller, inbox, addr, traffic) = under_traffic(
+        |recorder| {
+            let mut controller = starttls_controller(recorder);
+            controller.config_mut().timeout = Duration::from_secs(2);
+            controller
+        },
+        Via::StartTls,
+    );
     let starttls = || {
         let mut c = Client::connect(addr);
         c.greeting();
@@ -754,13 +740,14 @@ fn tls_garbage_after_starttls_ends_only_that_connection() {
 
 #[test]
 fn plaintext_and_garbage_on_the_implicit_tls_port() {
-    let recorder = Recorder::default();
-    let inbox = recorder.inbox.clone();
-    let mut controller = implicit_tls_controller(recorder);
-    controller.config_mut().timeout = Duration::from_secs(2);
-    controller.start().unwrap();
-    let addr = addr_of(&controller);
-    let traffic = GoodTraffic::start(addr, Via::ImplicitTls);
+    let (_controller, inbox, addr, traffic) = under_traffic(
+        |recorder| {
+            let mut controller = implicit_tls_controller(recorder);
+            controller.config_mut().timeout = Duration::from_secs(2);
+            controller
+        },
+        Via::ImplicitTls,
+    );
     // A client waiting for a plaintext greeting that must never come, and one
     // that stalls in the handshake: the idle timeout (2 s) ends both.
     let silent = Client::connect(addr);
@@ -794,12 +781,7 @@ fn plaintext_and_garbage_on_the_implicit_tls_port() {
 #[test]
 fn a_thousand_idle_connections_then_a_normal_client() {
     const IDLE: usize = 1000;
-    let recorder = Recorder::default();
-    let inbox = recorder.inbox.clone();
-    let mut controller = tcp_controller(recorder);
-    controller.start().unwrap();
-    let addr = addr_of(&controller);
-    let traffic = GoodTraffic::start(addr, Via::Plain);
+    let (_controller, inbox, addr, traffic) = under_traffic(tcp_controller, Via::Plain);
     // Each greeting read before the next connect: the server accepts them one by
     // one as a real crowd arrives, and its listen backlog never overflows.
     let mut idle: Vec<_> = (0..IDLE)
@@ -867,12 +849,7 @@ const SMUGGLING: [(&str, &[u8]); 12] = [
 
 #[test]
 fn smtp_smuggling_never_ends_data_nor_injects_a_message() {
-    let recorder = Recorder::default();
-    let inbox = recorder.inbox.clone();
-    let mut controller = tcp_controller(recorder);
-    controller.start().unwrap();
-    let addr = addr_of(&controller);
-    let traffic = GoodTraffic::start(addr, Via::Plain);
+    let (_controller, inbox, addr, traffic) = under_traffic(tcp_controller, Via::Plain);
     let mut expected = Vec::new();
     for (k, (name, end)) in SMUGGLING.iter().enumerate() {
         let mut body = format!("Subject: smuggle {k}\r\n\r\nbefore").into_bytes();
