@@ -7,6 +7,9 @@
 
 #![cfg(target_os = "linux")]
 
+mod common;
+use common::free_port;
+
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -31,14 +34,6 @@ const FLOOD_GROWTH_LIMIT: u64 = 4 * MIB;
 const IDLE: usize = 1000;
 const SLOW: usize = 100;
 const LONG_LINE: usize = 16 << 20;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A running `smtpkit -n -c sink` on 127.0.0.1, killed on drop.
 struct Server {
