@@ -374,7 +374,7 @@ for line in open(path):
         runs.setdefault((w, server), [])
         continue
     runs.setdefault((w, server), []).append(
-        dict(count=int(count), size=int(size), wall=float(wall), cpu=float(cpu),
+        dict(rep=rep, count=int(count), size=int(size), wall=float(wall), cpu=float(cpu),
              hwm=int(hwm), base=int(base), rss=int(rss)))
 
 def med(w, server, fn):
@@ -444,5 +444,80 @@ for r in rows:
 print()
 print("Ratios are smtpkit's figure divided by the peer's: above 1 is better for msg/s and MiB/s,")
 print("below 1 is better for CPU per message/MiB, RSS and RSS per connection.")
+
+if not has_kit:
+    sys.exit(0)
+
+# Paired ratios: repetition i of smtpkit divided by repetition i of the peer.
+# The two ran one after the other, so slow drift of the machine cancels out
+# in each pair; the spread shows how far one run can be trusted.
+def paired(w, peer, fn):
+    kit = {r["rep"]: fn(r) for r in runs.get((w, "smtpkit"), [])}
+    other = {r["rep"]: fn(r) for r in runs.get((w, peer), [])}
+    return [kit[k] / other[k] for k in sorted(kit, key=int) if k in other and kit[k] and other[k]]
+
+def spread(ratios):
+    if not ratios:
+        return "n/a"
+    return (f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f}, "
+            f"n={len(ratios)})")
+
+print()
+print("Paired ratios (each repetition of smtpkit / the peer's run next to it): median (min-max, n)")
+for w, label, fn, fmt, better in metrics:
+    if w not in "1234" or "RSS" in label or "per MiB" in label:
+        continue
+    if (w, "smtpkit") not in runs:
+        continue
+    cells = [f"{p} {spread(paired(w, p, fn))}" for p in peers if (w, p) in runs]
+    print(f"  {label}: " + "; ".join(cells))
+
+# The targets of the performance issue, checked against this run.
+# smtpkit-nopoll is smtpkit itself, not a peer.
+others = [p for p in peers if p != "smtpkit-nopoll"]
+def kit(w, fn):
+    return med(w, "smtpkit", fn)
+def best_peer(w, fn):
+    vals = [(med(w, p, fn), p) for p in others if med(w, p, fn)]
+    return max(vals) if vals else (None, None)
+msgs = lambda r: r["count"] / r["wall"]
+cpu = lambda r: 1000 * r["cpu"] / r["count"]
+mibs = lambda r: r["count"] * r["size"] / MIB / r["wall"]
+checks = []
+def check(name, ok, detail):
+    checks.append((name, ok, detail))
+for w, what in (("1", "1 session"), ("2", "new connection per message")):
+    k = kit(w, msgs)
+    v, p = best_peer(w, msgs)
+    if k and v:
+        pr = paired(w, p, msgs)
+        check(f"{what}: msg/s >= 1.2x the best peer", k / v >= 1.2,
+              f"{k / v:.2f}x {p}; paired median {spread(pr)}")
+if kit("3", cpu) and med("3", "smtp-sink", cpu):
+    r = kit("3", cpu) / med("3", "smtp-sink", cpu)
+    check("50 sessions: CPU/msg <= 0.75x smtp-sink", r <= 0.75,
+          f"{r:.2f}x; paired median {spread(paired('3', 'smtp-sink', cpu))}")
+    r = kit("3", msgs) / med("3", "smtp-sink", msgs)
+    check("50 sessions: msg/s >= smtp-sink", r >= 1.0,
+          f"{r:.2f}x; paired median {spread(paired('3', 'smtp-sink', msgs))}")
+if kit("4", mibs) and med("4", "mailin", mibs):
+    r = kit("4", mibs) / med("4", "mailin", mibs)
+    check("20 MiB: MiB/s >= 1.05x mailin", r >= 1.05,
+          f"{r:.2f}x; paired median {spread(paired('4', 'mailin', mibs))}")
+if kit("4", lambda r: r["hwm"]):
+    size = runs[("4", "smtpkit")][0]["size"] / MIB
+    hwm = kit("4", lambda r: r["hwm"] / 1024)
+    check("20 MiB: peak RSS <= 2x the message size", hwm <= 2 * size,
+          f"{hwm:.1f} MiB for {size:.0f} MiB messages")
+if kit("5", lambda r: r["rss"]) is not None:
+    each = kit("5", lambda r: (r["rss"] - r["base"]) / max(r["count"], 1))
+    base = kit("5", lambda r: r["base"] / 1024)
+    check("idle: <= 8 KiB RSS per connection", each <= 8, f"{each:.1f} KiB")
+    check("idle: baseline RSS in single-digit MiB", base < 10, f"{base:.1f} MiB")
+if checks:
+    print()
+    print("Targets of the performance issue (medians of this run):")
+    for name, ok, detail in checks:
+        print(f"  [{'met' if ok else 'NOT met'}] {name}: {detail}")
 PY
 log "logs and raw results: $WORK (results.tsv)"
