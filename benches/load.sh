@@ -3,17 +3,18 @@
 # (benches/peers/mailin-sink, a Rust crate with a thread pool) and aiosmtpd's Sink,
 # each driven in turn by Postfix's smtp-source on 127.0.0.1.
 #
-#   bash benches/load.sh              # full run: 5 interleaved repetitions, medians
+#   bash benches/load.sh              # full run: 7 interleaved repetitions, medians
 #   QUICK=1 bash benches/load.sh      # check the script: 1 repetition, 10x fewer messages
 #
 # Environment:
-#   REPS=N            repetitions (default 5; 1 with QUICK=1)
+#   REPS=N            repetitions (default 7; 1 with QUICK=1)
 #   QUICK=1           10x fewer messages/connections, REPS=1 unless REPS is set
 #   SERVERS="..."     subset/order of: smtpkit smtpkit-nopoll smtp-sink mailin aiosmtpd
-#                     (default: all five; mailin is dropped with a note if mailin-sink does not build,
-#                     aiosmtpd if pip cannot install it)
+#                     (default: these five; mailin is dropped with a note if mailin-sink does not build,
+#                     aiosmtpd if pip cannot install it) and, on request only, epoll-floor
+#                     uring-floor (benches/peers/floor-sinks: the kernel's floor, no SMTP server)
 #   WORKLOADS="..."   subset of 1 2 3 4 5 (default: all)
-#   SKIP_BUILD=1      don't run `cargo build --release` for smtpkit nor mailin-sink (use
+#   SKIP_BUILD=1      don't run `cargo build --release` for smtpkit nor the peers (use
 #                     the existing binaries; mailin is skipped if it has none)
 #   SMTPKIT=PATH      the smtpkit binary (default: <target dir>/release/smtpkit)
 #   MAILIN=PATH       the mailin-sink binary (default: built from benches/peers/mailin-sink,
@@ -53,7 +54,7 @@ if [ "$QUICK" = 1 ]; then
     REPS=${REPS:-1}
     SCALE=10
 else
-    REPS=${REPS:-5}
+    REPS=${REPS:-7}
     SCALE=1
 fi
 SERVERS=${SERVERS:-"smtpkit smtpkit-nopoll smtp-sink mailin aiosmtpd"}
@@ -139,11 +140,15 @@ fi
 # a C compiler and takes minutes). A failed build skips the peer, like aiosmtpd.
 MAILIN_DIR=$HERE/peers/mailin-sink
 MAILIN_VERSION=
+# drop_server NAME: removes NAME from SERVERS.
+drop_server() {
+    local s kept=
+    for s in $SERVERS; do [ "$s" = "$1" ] || kept+="$s "; done
+    SERVERS=${kept% }
+}
 drop_mailin() {
     log "mailin unavailable ($*): skipping that peer"
-    local s kept=
-    for s in $SERVERS; do [ "$s" = mailin ] || kept+="$s "; done
-    SERVERS=${kept% }
+    drop_server mailin
 }
 if [[ " $SERVERS " == *" mailin "* ]]; then
     if [ -z "${MAILIN:-}" ]; then
@@ -163,6 +168,27 @@ if [[ " $SERVERS " == *" mailin "* ]]; then
         drop_mailin "no mailin-sink binary at $MAILIN"
     fi
     MAILIN_VERSION=$(awk '/^name = "mailin-embedded"$/ { getline; gsub(/[^0-9.]/, ""); print }' "$MAILIN_DIR/Cargo.lock" 2>/dev/null || true)
+fi
+
+# The floor of this machine's kernel (benches/peers/floor-sinks, a project of its
+# own): a bare epoll loop and a bare io_uring loop that only find lines and answer.
+# Not in the default list; they show how much of a server's cost is the kernel's.
+FLOOR_DIR=$HERE/peers/floor-sinks
+if [[ " $SERVERS " == *" epoll-floor "* || " $SERVERS " == *" uring-floor "* ]]; then
+    FLOOR_TARGET=$(cd "$FLOOR_DIR" && cargo metadata --no-deps --format-version 1 2>/dev/null |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])') || FLOOR_TARGET=
+    FLOOR_BIN=${FLOOR_TARGET:-$FLOOR_DIR/target}/release
+    if [ "${SKIP_BUILD:-0}" != 1 ]; then
+        log "building floor-sinks (cargo build --release --locked --manifest-path benches/peers/floor-sinks/Cargo.toml)"
+        cargo build --release --locked --manifest-path "$FLOOR_DIR/Cargo.toml" >"$WORK/floor-build.log" 2>&1 ||
+            tail -3 "$WORK/floor-build.log" >&2 || true
+    fi
+    for s in epoll-floor uring-floor; do
+        if [[ " $SERVERS " == *" $s "* ]] && [ ! -x "$FLOOR_BIN/$s" ]; then
+            log "$s unavailable (no binary at $FLOOR_BIN/$s; see $WORK/floor-build.log): skipping it"
+            drop_server "$s"
+        fi
+    done
 fi
 
 SINK_USER=()
@@ -200,6 +226,7 @@ start_server() {
     smtpkit-nopoll) "$SMTPKIT" -n -l "127.0.0.1:$port" -c sink --busy-poll 0 >"$out" 2>&1 & ;;
     smtp-sink) "$SMTP_SINK" "${SINK_USER[@]}" -m 4096 "127.0.0.1:$port" 4096 >"$out" 2>&1 & ;;
     mailin) "$MAILIN" "127.0.0.1:$port" >"$out" 2>&1 & ;;
+    epoll-floor | uring-floor) "$FLOOR_BIN/$name" "127.0.0.1:$port" >"$out" 2>&1 & ;;
     aiosmtpd) "$VENV/bin/python" -m aiosmtpd -n -c aiosmtpd.handlers.Sink -l "127.0.0.1:$port" >"$out" 2>&1 & ;;
     *) log "unknown server $name"; return 1 ;;
     esac
@@ -473,8 +500,8 @@ for w, label, fn, fmt, better in metrics:
     print(f"  {label}: " + "; ".join(cells))
 
 # The targets of the performance issue, checked against this run.
-# smtpkit-nopoll is smtpkit itself, not a peer.
-others = [p for p in peers if p != "smtpkit-nopoll"]
+# smtpkit-nopoll is smtpkit itself, and the floor sinks are no SMTP servers: not peers.
+others = [p for p in peers if p != "smtpkit-nopoll" and not p.endswith("-floor")]
 def kit(w, fn):
     return med(w, "smtpkit", fn)
 def best_peer(w, fn):
@@ -516,7 +543,9 @@ if kit("5", lambda r: r["rss"]) is not None:
     check("idle: baseline RSS in single-digit MiB", base < 10, f"{base:.1f} MiB")
 if checks:
     print()
-    print("Targets of the performance issue (medians of this run):")
+    quick = "QUICK=1" in open(header).read()
+    print("Targets of the performance issue (medians of this run"
+          + ("; QUICK=1 is a check of the script, not a measurement" if quick else "") + "):")
     for name, ok, detail in checks:
         print(f"  [{'met' if ok else 'NOT met'}] {name}: {detail}")
 PY
