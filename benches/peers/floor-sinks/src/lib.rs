@@ -61,9 +61,7 @@ impl Session {
 
 /// The listening address from the command line.
 pub fn listen() -> std::net::TcpListener {
-    let addr = std::env::args()
-        .nth(1)
-        .expect("usage: <sink> ADDRESS:PORT");
+    let addr = std::env::args().nth(1).expect("usage: <sink> ADDRESS:PORT");
     std::net::TcpListener::bind(addr).expect("bind")
 }
 

@@ -18,7 +18,10 @@ fn main() {
     // SAFETY (every block below): plain system calls on descriptors this loop
     // owns, with pointers to live buffers of the lengths passed.
     let ep = unsafe { libc::epoll_create1(0) };
-    let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: LISTENER };
+    let mut ev = libc::epoll_event {
+        events: libc::EPOLLIN as u32,
+        u64: LISTENER,
+    };
     unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, lfd, &mut ev) };
     loop {
         let n = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as i32, -1) };
@@ -32,10 +35,18 @@ fn main() {
                     }
                     nodelay(fd);
                     let flags = libc::EPOLLIN | libc::EPOLLET | libc::EPOLLRDHUP;
-                    let mut ev = libc::epoll_event { events: flags as u32, u64: fd as u64 };
+                    let mut ev = libc::epoll_event {
+                        events: flags as u32,
+                        u64: fd as u64,
+                    };
                     unsafe {
                         libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev);
-                        libc::send(fd, GREETING.as_ptr().cast(), GREETING.len(), libc::MSG_NOSIGNAL);
+                        libc::send(
+                            fd,
+                            GREETING.as_ptr().cast(),
+                            GREETING.len(),
+                            libc::MSG_NOSIGNAL,
+                        );
                     }
                     if sessions.len() <= fd as usize {
                         sessions.resize_with(fd as usize + 1, || None);
@@ -45,7 +56,9 @@ fn main() {
                 continue;
             }
             let fd = e.u64 as i32;
-            let Some(session) = sessions[fd as usize].as_mut() else { continue };
+            let Some(session) = sessions[fd as usize].as_mut() else {
+                continue;
+            };
             let mut close = false;
             loop {
                 let r = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };

@@ -55,7 +55,9 @@ fn main() {
         .build(1024)
         .expect("io_uring (kernel 6.1 or later)");
     let mut conns: Vec<Option<Box<Conn>>> = Vec::new();
-    let mut next = vec![opcode::AcceptMulti::new(types::Fd(lfd)).build().user_data(ACCEPT)];
+    let mut next = vec![opcode::AcceptMulti::new(types::Fd(lfd))
+        .build()
+        .user_data(ACCEPT)];
     let mut done = Vec::new();
     loop {
         {
@@ -67,11 +69,18 @@ fn main() {
             }
         }
         ring.submit_and_wait(1).expect("io_uring_enter");
-        done.extend(ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
+        done.extend(
+            ring.completion()
+                .map(|c| (c.user_data(), c.result(), c.flags())),
+        );
         for (data, res, flags) in done.drain(..) {
             if data == ACCEPT {
                 if !cqueue::more(flags) {
-                    next.push(opcode::AcceptMulti::new(types::Fd(lfd)).build().user_data(ACCEPT));
+                    next.push(
+                        opcode::AcceptMulti::new(types::Fd(lfd))
+                            .build()
+                            .user_data(ACCEPT),
+                    );
                 }
                 if res < 0 {
                     continue;
@@ -95,7 +104,9 @@ fn main() {
                 continue;
             }
             let fd = (data >> 1) as i32;
-            let Some(c) = conns[fd as usize].as_mut() else { continue };
+            let Some(c) = conns[fd as usize].as_mut() else {
+                continue;
+            };
             if data & 1 == 1 {
                 // A send completed (tiny replies: never partial here).
                 c.sending = false;
@@ -118,11 +129,21 @@ fn main() {
             }
             let n = res as usize;
             if c.sending {
-                let Conn { session, rbuf, queued, .. } = &mut **c;
+                let Conn {
+                    session,
+                    rbuf,
+                    queued,
+                    ..
+                } = &mut **c;
                 session.feed(&rbuf[..n], queued);
             } else {
                 c.wbuf.clear();
-                let Conn { session, rbuf, wbuf, .. } = &mut **c;
+                let Conn {
+                    session,
+                    rbuf,
+                    wbuf,
+                    ..
+                } = &mut **c;
                 session.feed(&rbuf[..n], wbuf);
                 if !c.wbuf.is_empty() {
                     next.push(send(fd, c));
