@@ -12,7 +12,7 @@
 #   SERVERS="..."     subset/order of: smtpkit smtpkit-nopoll smtp-sink mailin aiosmtpd
 #                     (default: these five; mailin is dropped with a note if mailin-sink does not build,
 #                     aiosmtpd if pip cannot install it) and, on request only, epoll-floor
-#                     uring-floor (benches/peers/floor-sinks: the kernel's floor, no SMTP server)
+#                     uring-floor tokio-floor (benches/peers/floor-sinks: the floor, no SMTP server)
 #   WORKLOADS="..."   subset of 1 2 3 4 5 (default: all)
 #   SKIP_BUILD=1      don't run `cargo build --release` for smtpkit nor the peers (use
 #                     the existing binaries; mailin is skipped if it has none)
@@ -170,11 +170,12 @@ if [[ " $SERVERS " == *" mailin "* ]]; then
     MAILIN_VERSION=$(awk '/^name = "mailin-embedded"$/ { getline; gsub(/[^0-9.]/, ""); print }' "$MAILIN_DIR/Cargo.lock" 2>/dev/null || true)
 fi
 
-# The floor of this machine's kernel (benches/peers/floor-sinks, a project of its
-# own): a bare epoll loop and a bare io_uring loop that only find lines and answer.
-# Not in the default list; they show how much of a server's cost is the kernel's.
+# The floor of this machine (benches/peers/floor-sinks, a project of its own): a bare
+# epoll loop, a bare io_uring loop and the same on tokio, that only find lines and
+# answer. Not in the default list; they show how much of a server's cost is the
+# kernel's and the runtime's.
 FLOOR_DIR=$HERE/peers/floor-sinks
-if [[ " $SERVERS " == *" epoll-floor "* || " $SERVERS " == *" uring-floor "* ]]; then
+if [[ " $SERVERS " == *-floor* ]]; then
     FLOOR_TARGET=$(cd "$FLOOR_DIR" && cargo metadata --no-deps --format-version 1 2>/dev/null |
         python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])') || FLOOR_TARGET=
     FLOOR_BIN=${FLOOR_TARGET:-$FLOOR_DIR/target}/release
@@ -183,7 +184,7 @@ if [[ " $SERVERS " == *" epoll-floor "* || " $SERVERS " == *" uring-floor "* ]];
         cargo build --release --locked --manifest-path "$FLOOR_DIR/Cargo.toml" >"$WORK/floor-build.log" 2>&1 ||
             tail -3 "$WORK/floor-build.log" >&2 || true
     fi
-    for s in epoll-floor uring-floor; do
+    for s in epoll-floor uring-floor tokio-floor; do
         if [[ " $SERVERS " == *" $s "* ]] && [ ! -x "$FLOOR_BIN/$s" ]; then
             log "$s unavailable (no binary at $FLOOR_BIN/$s; see $WORK/floor-build.log): skipping it"
             drop_server "$s"
@@ -226,7 +227,7 @@ start_server() {
     smtpkit-nopoll) "$SMTPKIT" -n -l "127.0.0.1:$port" -c sink --busy-poll 0 >"$out" 2>&1 & ;;
     smtp-sink) "$SMTP_SINK" "${SINK_USER[@]}" -m 4096 "127.0.0.1:$port" 4096 >"$out" 2>&1 & ;;
     mailin) "$MAILIN" "127.0.0.1:$port" >"$out" 2>&1 & ;;
-    epoll-floor | uring-floor) "$FLOOR_BIN/$name" "127.0.0.1:$port" >"$out" 2>&1 & ;;
+    epoll-floor | uring-floor | tokio-floor) "$FLOOR_BIN/$name" "127.0.0.1:$port" >"$out" 2>&1 & ;;
     aiosmtpd) "$VENV/bin/python" -m aiosmtpd -n -c aiosmtpd.handlers.Sink -l "127.0.0.1:$port" >"$out" 2>&1 & ;;
     *) log "unknown server $name"; return 1 ;;
     esac
