@@ -231,9 +231,10 @@ pub(crate) async fn drive<H: Handler>(
             })
         })
         .await;
-        let now = Instant::now();
+        // The engine already has the time of an input; the rarer events read it
+        // here (a clock read per command saved).
         match event {
-            Event::Closed => conn.handle_peer_closed(now),
+            Event::Closed => conn.handle_peer_closed(Instant::now()),
             Event::Input(fed) => {
                 if !fed {
                     return;
@@ -241,9 +242,9 @@ pub(crate) async fn drive<H: Handler>(
             }
             Event::Timeout => {
                 armed = None;
-                conn.handle_timeout(now);
+                conn.handle_timeout(Instant::now());
             }
-            Event::Shutdown => conn.handle_shutdown(now),
+            Event::Shutdown => conn.handle_shutdown(Instant::now()),
         }
     }
 }
