@@ -71,17 +71,23 @@ impl fmt::Display for Reply {
     }
 }
 
-/// Writes `text` as one or more reply lines with `code`.
+/// Writes `text` as one or more reply lines with `code` (split at `\n`, each
+/// line without a trailing `\r`).
 pub(crate) fn encode_lines(code: u16, text: &str, out: &mut Vec<u8>) {
-    let mut lines = text
-        .split('\n')
-        .map(|l| l.strip_suffix('\r').unwrap_or(l))
-        .peekable();
-    while let Some(line) = lines.next() {
-        let sep = if lines.peek().is_some() { b'-' } else { b' ' };
-        push_code(code, sep, out);
-        out.extend_from_slice(line.as_bytes());
+    let mut rest = text.as_bytes();
+    loop {
+        let (line, next) = match memchr::memchr(b'\n', rest) {
+            Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+            None => (rest, None),
+        };
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        push_code(code, if next.is_some() { b'-' } else { b' ' }, out);
+        out.extend_from_slice(line);
         out.extend_from_slice(b"\r\n");
+        match next {
+            Some(next) => rest = next,
+            None => return,
+        }
     }
 }
 
@@ -97,10 +103,12 @@ pub(crate) fn push_line(code: u16, sep: u8, text: &[&[u8]], out: &mut Vec<u8>) {
 
 fn push_code(code: u16, sep: u8, out: &mut Vec<u8>) {
     let code = code.min(999);
-    out.push(b'0' + (code / 100) as u8);
-    out.push(b'0' + (code / 10 % 10) as u8);
-    out.push(b'0' + (code % 10) as u8);
-    out.push(sep);
+    out.extend_from_slice(&[
+        b'0' + (code / 100) as u8,
+        b'0' + (code / 10 % 10) as u8,
+        b'0' + (code % 10) as u8,
+        sep,
+    ]);
 }
 
 #[cfg(test)]
@@ -113,6 +121,14 @@ mod tests {
         Reply::new(250, "OK").encode(&mut out);
         Reply::new(250, "a\r\nb\nc").encode(&mut out);
         assert_eq!(out, b"250 OK\r\n250-a\r\n250-b\r\n250 c\r\n");
+        // Python's split: a trailing line break makes an empty last line, and
+        // only one `\r` before each `\n` is dropped.
+        out.clear();
+        encode_lines(451, "x\r\r\n\n", &mut out);
+        assert_eq!(out, b"451-x\r\r\n451-\r\n451 \r\n");
+        out.clear();
+        encode_lines(250, "", &mut out);
+        assert_eq!(out, b"250 \r\n");
     }
 
     #[test]

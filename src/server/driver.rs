@@ -206,12 +206,9 @@ pub(crate) async fn drive<H: Handler>(
             if shutdown_wait.poll_fired(cx).is_ready() {
                 return Poll::Ready(Event::Shutdown);
             }
-            if deadline.is_some() && timer.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Event::Timeout);
-            }
             // The engine takes the bytes inside this poll, so the buffer is
             // never held across an await.
-            READ_BUFFER.with_borrow_mut(|buf| {
+            let input = READ_BUFFER.with_borrow_mut(|buf| {
                 let read = match std::pin::Pin::new(&mut stream).poll_read(cx, buf) {
                     Poll::Ready(read) => read,
                     // Alone on the server: meet the next command as it lands
@@ -221,14 +218,26 @@ pub(crate) async fn drive<H: Handler>(
                         None => return Poll::Pending,
                     },
                 };
-                match read {
-                    Ok(0) | Err(_) => Poll::Ready(Event::Closed),
+                Poll::Ready(match read {
+                    Ok(0) | Err(_) => Event::Closed,
                     Ok(n) => {
                         let fed = conn.handle_input(Instant::now(), &buf[..n]);
-                        Poll::Ready(Event::Input(fed.is_ok()))
+                        Event::Input(fed.is_ok())
                     }
-                }
-            })
+                })
+            });
+            if input.is_ready() {
+                return input;
+            }
+            // The timer only when the read waits: input moves the deadline
+            // later anyway (the engine ignores a timeout before its deadline),
+            // and a timer that fired while the task was busy is still ready
+            // here. Polling it once per wait instead of once per wake-up saves
+            // a timer poll per command.
+            if deadline.is_some() && timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Event::Timeout);
+            }
+            Poll::Pending
         })
         .await;
         // The engine already has the time of an input; the rarer events read it
