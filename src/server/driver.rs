@@ -89,6 +89,8 @@ pub(crate) async fn drive<H: Handler>(
         conn = conn.with_tls(info);
     }
     let mut armed: Option<Instant> = None;
+    // When the last bytes were read.
+    let mut last_input = Instant::now();
     let mut chunk_error: Option<HandlerError> = None;
     let mut auth_state: Vec<u8> = Vec::new();
     loop {
@@ -202,9 +204,15 @@ pub(crate) async fn drive<H: Handler>(
             timer.as_mut().reset(d);
             armed = Some(d);
         }
+        // A client that keeps every read busy without finishing a line still
+        // meets its deadline (the timer below is polled only when a read waits).
+        let overdue = deadline.is_some_and(|d| last_input >= d);
         let event = poll_fn(|cx| {
             if shutdown_wait.poll_fired(cx).is_ready() {
                 return Poll::Ready(Event::Shutdown);
+            }
+            if overdue {
+                return Poll::Ready(Event::Timeout);
             }
             // The engine takes the bytes inside this poll, so the buffer is
             // never held across an await.
@@ -221,7 +229,8 @@ pub(crate) async fn drive<H: Handler>(
                 Poll::Ready(match read {
                     Ok(0) | Err(_) => Event::Closed,
                     Ok(n) => {
-                        let fed = conn.handle_input(Instant::now(), &buf[..n]);
+                        last_input = Instant::now();
+                        let fed = conn.handle_input(last_input, &buf[..n]);
                         Event::Input(fed.is_ok())
                     }
                 })
@@ -229,11 +238,10 @@ pub(crate) async fn drive<H: Handler>(
             if input.is_ready() {
                 return input;
             }
-            // The timer only when the read waits: input moves the deadline
-            // later anyway (the engine ignores a timeout before its deadline),
-            // and a timer that fired while the task was busy is still ready
-            // here. Polling it once per wait instead of once per wake-up saves
-            // a timer poll per command.
+            // The timer only when the read waits (once per wait instead of
+            // once per wake-up: a timer poll per command saved). A command
+            // moves the deadline later anyway, and a timer that fired while
+            // the task was busy is still ready here.
             if deadline.is_some() && timer.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Event::Timeout);
             }
@@ -416,4 +424,92 @@ fn reply_codes(bytes: &[u8]) -> String {
         .map(|l| String::from_utf8_lossy(&l[..3]).into_owned())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(all(test, feature = "runtime-tokio"))]
+mod tests {
+    use std::io;
+    use std::pin::Pin;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::{Arc, Mutex};
+    use std::task::{Context, Poll};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::handlers::Sink;
+
+    /// A client whose bytes are always there: every read returns a full
+    /// buffer of `x` (never a line end) until `until`, then end of stream.
+    struct Flood {
+        until: Instant,
+        written: Arc<Mutex<Vec<u8>>>,
+    }
+
+    impl super::super::runtime::Stream for Flood {}
+
+    impl AsyncRead for Flood {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            if Instant::now() >= self.until {
+                return Poll::Ready(Ok(0));
+            }
+            buf.fill(b'x');
+            Poll::Ready(Ok(buf.len()))
+        }
+    }
+
+    impl futures_lite::AsyncWrite for Flood {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            bytes: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.written.lock().unwrap().extend_from_slice(bytes);
+            Poll::Ready(Ok(bytes.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// The idle timer is polled only when a read waits; a client whose reads
+    /// never wait (and never finish a line) must still get `421` at its
+    /// deadline, not only when it stops sending.
+    #[test]
+    fn a_client_that_never_lets_the_read_wait_still_times_out() {
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let stream = Flood {
+            // The deadline is 100 ms after the greeting; the flood lasts 5 s
+            // (the bound of this test) and then ends the stream.
+            until: Instant::now() + Duration::from_secs(5),
+            written: written.clone(),
+        };
+        let config = Arc::new(Config::new("flood.test").with_timeout(Duration::from_millis(100)));
+        let rt = ::tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(drive(
+            Arc::new(crate::tokio::TokioRuntime),
+            Arc::new(Sink),
+            config,
+            Arc::new(TlsSettings::default()),
+            Box::new(stream),
+            Peer::Unix,
+            Signal::new(),
+            false,
+            Spinner::new(None, Arc::new(AtomicUsize::new(1))),
+        ));
+        let written = String::from_utf8(written.lock().unwrap().clone()).unwrap();
+        assert!(
+            written.ends_with("421 4.4.2 flood.test Error: timeout exceeded\r\n"),
+            "{written:?}"
+        );
+    }
 }
