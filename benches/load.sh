@@ -204,24 +204,16 @@ fi
 PORT=$PORT_BASE
 next_port() { PORT=$((PORT + 1)); }
 
-# utime + stime of the whole process (all threads), in clock ticks.
+# cpu_ticks PID [user]: utime + stime of the whole process (all threads), in
+# clock ticks; with "user", utime alone: the part spent in user space (the rest
+# is the kernel's: system calls, and the TCP work they do for both ends of loopback).
 cpu_ticks() {
-    local s
+    local s part=${2:-all}
     s=$(<"/proc/$1/stat")
     s=${s##*) }
     # shellcheck disable=SC2086
     set -- $s
-    echo $((${12} + ${13}))
-}
-# utime alone: the part of that CPU spent in user space (the rest is the
-# kernel's: system calls, and the TCP work they do for both ends of loopback).
-user_ticks() {
-    local s
-    s=$(<"/proc/$1/stat")
-    s=${s##*) }
-    # shellcheck disable=SC2086
-    set -- $s
-    echo "${12}"
+    if [ "$part" = user ]; then echo "${12}"; else echo $((${12} + ${13})); fi
 }
 # A field of /proc/PID/status in kB (VmRSS, VmHWM).
 status_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
@@ -279,14 +271,14 @@ run_source() {
     }
     local c0 c1 u0 u1 t0 t1 rc=0 hwm
     c0=$(cpu_ticks "$SERVER_PID")
-    u0=$(user_ticks "$SERVER_PID")
+    u0=$(cpu_ticks "$SERVER_PID" user)
     t0=$(now)
     timeout "$RUN_TIMEOUT" "$SMTP_SOURCE" "$@" -m "$count" -l "$size" -M bench.example \
         "127.0.0.1:$PORT" >"$WORK/$tag.source.log" 2>&1 || rc=$?
     t1=$(now)
     sleep 0.2 # let the server finish closing what smtp-source left
     c1=$(cpu_ticks "$SERVER_PID")
-    u1=$(user_ticks "$SERVER_PID")
+    u1=$(cpu_ticks "$SERVER_PID" user)
     hwm=$(status_kib "$SERVER_PID" VmHWM)
     stop_server
     local ok=1
@@ -428,6 +420,11 @@ def reps(w, server):
     return len(runs.get((w, server), []))
 
 MIB = 1048576.0
+# CPU per message split by /proc/PID/stat (None for results without the split).
+def kernel_ms(r):
+    return None if r["user"] is None else 1000 * (r["cpu"] - r["user"]) / r["count"]
+def user_ms(r):
+    return None if r["user"] is None else 1000 * r["user"] / r["count"]
 metrics = []  # (workload, label, fn, fmt, better)
 def add(w, label, fn, fmt, better):
     metrics.append((w, label, fn, fmt, better))
@@ -447,12 +444,8 @@ for w, name in (("1", "1 session, {n:,} x 1 KiB"),
     if w == "3":
         # Where the CPU goes: every server pays the same kernel TCP work per
         # message, so what separates them is mostly their user space.
-        add(w, f"{title}: of which in the kernel (ms)",
-            lambda r: None if r["user"] is None else 1000 * (r["cpu"] - r["user"]) / r["count"],
-            "{:.3f}", "lower")
-        add(w, f"{title}: of which in user space (ms)",
-            lambda r: None if r["user"] is None else 1000 * r["user"] / r["count"],
-            "{:.3f}", "lower")
+        add(w, f"{title}: of which in the kernel (ms)", kernel_ms, "{:.3f}", "lower")
+        add(w, f"{title}: of which in user space (ms)", user_ms, "{:.3f}", "lower")
     add(w, f"{title}: peak RSS (MiB)", lambda r: r["hwm"] / 1024, "{:.1f}", "lower")
 title = f"1 session, {count_of('4')} x 20 MiB"
 add("4", f"{title}: MiB/s", lambda r: r["count"] * r["size"] / MIB / r["wall"], "{:,.0f}", "higher")
@@ -551,12 +544,11 @@ for w, what in (("1", "1 session"), ("2", "new connection per message")):
 if kit("3", cpu) and med("3", "smtp-sink", cpu):
     r = kit("3", cpu) / med("3", "smtp-sink", cpu)
     detail = f"{r:.2f}x; paired median {spread(paired('3', 'smtp-sink', cpu))}"
-    kern = lambda r: None if r["user"] is None else 1000 * (r["cpu"] - r["user"]) / r["count"]
-    user = lambda r: None if r["user"] is None else 1000 * r["user"] / r["count"]
-    if kit("3", kern) and med("3", "smtp-sink", kern) and med("3", "smtp-sink", user):
-        detail += (f"\n        of which kernel {kit('3', kern):.3f} vs {med('3', 'smtp-sink', kern):.3f} ms"
-                   f" ({kit('3', kern) / med('3', 'smtp-sink', kern):.2f}x), user space"
-                   f" {kit('3', user):.3f} vs {med('3', 'smtp-sink', user):.3f} ms")
+    k_kern, s_kern = kit("3", kernel_ms), med("3", "smtp-sink", kernel_ms)
+    k_user, s_user = kit("3", user_ms), med("3", "smtp-sink", user_ms)
+    if k_kern and s_kern and k_user is not None and s_user:
+        detail += (f"\n        of which kernel {k_kern:.3f} vs {s_kern:.3f} ms ({k_kern / s_kern:.2f}x),"
+                   f" user space {k_user:.3f} vs {s_user:.3f} ms")
     for p in (p for p in peers if p.endswith("-floor") and med("3", p, cpu)):
         detail += (f"\n        {p} (no SMTP, the floor): {med('3', p, cpu):.3f} ms,"
                    f" {med('3', p, cpu) / med('3', 'smtp-sink', cpu):.2f}x smtp-sink")
