@@ -13,10 +13,14 @@
 #                     (default: these five; mailin is dropped with a note if mailin-sink does not build,
 #                     aiosmtpd if pip cannot install it) and, on request only, epoll-floor
 #                     uring-floor tokio-floor (benches/peers/floor-sinks: the floor, no SMTP server)
+#                     and smtpkit-base (see SMTPKIT_BASE)
 #   WORKLOADS="..."   subset of 1 2 3 4 5 (default: all)
 #   SKIP_BUILD=1      don't run `cargo build --release` for smtpkit nor the peers (use
 #                     the existing binaries; mailin is skipped if it has none)
 #   SMTPKIT=PATH      the smtpkit binary (default: <target dir>/release/smtpkit)
+#   SMTPKIT_BASE=PATH a second smtpkit binary (an older build) measured as the server
+#                     smtpkit-base, to compare a change with what it changes in one run:
+#                     SERVERS="smtpkit smtpkit-base" SMTPKIT_BASE=/tmp/old/smtpkit
 #   MAILIN=PATH       the mailin-sink binary (default: built from benches/peers/mailin-sink,
 #                     `cargo build --release --locked`, into that project's target dir)
 #   VENV=DIR          venv for aiosmtpd 1.4.6 (default /tmp/smtpkit-bench-venv)
@@ -227,6 +231,7 @@ start_server() {
     case "$name" in
     smtpkit) "$SMTPKIT" -n -l "127.0.0.1:$port" -c sink >"$out" 2>&1 & ;;
     smtpkit-nopoll) "$SMTPKIT" -n -l "127.0.0.1:$port" -c sink --busy-poll 0 >"$out" 2>&1 & ;;
+    smtpkit-base) "${SMTPKIT_BASE:?SMTPKIT_BASE=PATH names the binary of smtpkit-base}" -n -l "127.0.0.1:$port" -c sink >"$out" 2>&1 & ;;
     smtp-sink) "$SMTP_SINK" "${SINK_USER[@]}" -m 4096 "127.0.0.1:$port" 4096 >"$out" 2>&1 & ;;
     mailin) "$MAILIN" "127.0.0.1:$port" >"$out" 2>&1 & ;;
     epoll-floor | uring-floor | tokio-floor) "$FLOOR_BIN/$name" "127.0.0.1:$port" >"$out" 2>&1 & ;;
@@ -521,8 +526,9 @@ for w, label, fn, fmt, better in metrics:
     print(f"  {label}: " + "; ".join(cells))
 
 # The targets of the performance issue, checked against this run.
-# smtpkit-nopoll is smtpkit itself, and the floor sinks are no SMTP servers: not peers.
-others = [p for p in peers if p != "smtpkit-nopoll" and not p.endswith("-floor")]
+# smtpkit-nopoll and smtpkit-base are smtpkit itself, and the floor sinks are no SMTP
+# servers: not peers.
+others = [p for p in peers if p not in ("smtpkit-nopoll", "smtpkit-base") and not p.endswith("-floor")]
 def kit(w, fn):
     return med(w, "smtpkit", fn)
 def best_peer(w, fn):

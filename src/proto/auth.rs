@@ -1,5 +1,6 @@
 //! SASL helpers for AUTH (RFC 4954): base64 as aiosmtpd decodes it and the
-//! PLAIN message split. The challenge/response flow lives in the connection.
+//! PLAIN message split. The challenge/response flow lives in the connection
+//! (`connection/sasl.rs`), the challenges' texts in the reply catalogue.
 
 use base64::Engine as _;
 use base64::alphabet::STANDARD;
@@ -13,11 +14,6 @@ const STRICT: GeneralPurpose = GeneralPurpose::new(
         .with_decode_allow_trailing_bits(true)
         .with_decode_padding_mode(DecodePaddingMode::RequireCanonical),
 );
-
-/// The LOGIN mechanism's first challenge, `User Name\0` (aiosmtpd's text).
-pub(crate) const LOGIN_USERNAME_CHALLENGE: &str = "VXNlciBOYW1lAA==";
-/// The LOGIN mechanism's second challenge, `Password\0`.
-pub(crate) const LOGIN_PASSWORD_CHALLENGE: &str = "UGFzc3dvcmQA";
 
 /// Decodes one client response. `None` when it is not valid base64.
 pub(crate) fn decode(text: &[u8]) -> Option<Vec<u8>> {
@@ -66,8 +62,10 @@ mod tests {
         assert_eq!(decode(b"YQ"), None);
         assert_eq!(decode(b"PQ==").as_deref(), Some(&b"="[..]));
         assert_eq!(decode_initial(b"=").as_deref(), Some(&b""[..]));
-        assert_eq!(encode(b"User Name\0"), LOGIN_USERNAME_CHALLENGE);
-        assert_eq!(encode(b"Password\0"), LOGIN_PASSWORD_CHALLENGE);
+        // The LOGIN challenges in the reply catalogue are these texts.
+        use crate::proto::replies::{LOGIN_PASSWORD_CHALLENGE, LOGIN_USERNAME_CHALLENGE};
+        assert_eq!(encode(b"User Name\0"), LOGIN_USERNAME_CHALLENGE.text);
+        assert_eq!(encode(b"Password\0"), LOGIN_PASSWORD_CHALLENGE.text);
     }
 
     #[test]

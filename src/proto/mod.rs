@@ -6,6 +6,20 @@
 //! outputs (`poll_*`). Drain [`Connection::poll_action`] completely after every
 //! input. Every reply text lives here, so every runtime answers byte for byte the
 //! same, and bad input from the peer always becomes an SMTP reply, never a panic.
+//!
+//! Which file holds what:
+//! - `connection/`: the [`Connection`] state machine (its own module docs list
+//!   its files: the `State` enum and transitions, input, verbs, hook answers,
+//!   SASL, the string pool);
+//! - `replies.rs`: every reply text, as named constants ([`replies`]);
+//! - `config.rs`: what the engine reads ([`Config`]): limits, timeouts, offered
+//!   features, with aiosmtpd's defaults;
+//! - `command.rs`, `address.rs`, `params.rs`: command lines, paths and MAIL/RCPT
+//!   parameters parsed aiosmtpd's way; `data.rs`: the DATA decoder;
+//!   `auth.rs`: SASL encodings; `proxy_protocol.rs`: the PROXY protocol header;
+//! - `session.rs`, `outcome.rs`, `reply.rs`: the values crossing the API
+//!   ([`Session`], [`Envelope`], [`Outcome`], [`Decision`], [`Reply`]);
+//! - `tests/`: engine tests by topic, fed at every byte offset.
 
 mod address;
 mod auth;
@@ -15,7 +29,8 @@ mod connection;
 mod data;
 mod outcome;
 mod params;
-mod proxy;
+mod proxy_protocol;
+pub mod replies;
 mod reply;
 mod session;
 
@@ -25,9 +40,9 @@ pub use config::{BOGUS_LIMIT, CALL_LIMIT_DEFAULT, CallLimits, Config, DATA_SIZE_
 pub use connection::{Action, Ask, BodyChunk, Connection, Error, HookCall};
 pub use data::{DataDecoder, DataError, Progress};
 pub use outcome::{AuthResult, Decision, HookFailure, Outcome};
-pub use proxy::{
+pub use proxy_protocol::{
     PROXY_V1_MAX_LEN, PROXY_V2_SIGNATURE, ProxyAddr, ProxyCommand, ProxyData, ProxyFamily,
-    ProxyParse, ProxyProtocol, ProxyTlvs, parse_proxy_header, parse_proxy_header_eof,
+    ProxyParse, ProxyProtocol, ProxyTlvs, parse_proxy_header,
 };
 pub use reply::Reply;
 pub use session::{AuthData, Envelope, Peer, Session, TlsInfo};

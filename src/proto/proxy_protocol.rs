@@ -4,7 +4,7 @@
 //!
 //! Sans-IO: offer everything received so far to [`parse_proxy_header`] until it
 //! answers [`ProxyParse::Done`]; the bytes after `consumed` belong to SMTP. If the
-//! peer closes first, [`parse_proxy_header_eof`] tells what aiosmtpd would report.
+//! peer closes first, the connection closes silently, as aiosmtpd's does.
 //!
 //! Like aiosmtpd, the parser needs 5 bytes before it decides anything, a v1 header
 //! is a line ending in LF, and a v2 header is a 16-byte prefix plus the length it
@@ -229,40 +229,6 @@ pub fn parse_proxy_header(input: &[u8]) -> ProxyParse {
             consumed: V1_SIGNATURE.len(),
         }
     }
-}
-
-/// What aiosmtpd's `get_proxy` gives for `input` when the peer closes (EOF) before
-/// a complete header. With fewer than 5 bytes aiosmtpd's `readexactly(5)` raises out
-/// of `get_proxy`; the error then is that exception's text alone
-/// (`"3 bytes read on a total of 5 expected bytes"`). A v1 line cut short gives what
-/// its real `StreamReader.readuntil` raises
-/// (`"PROXY exception: 15 bytes read on a total of undefined expected bytes"`).
-/// A complete header gives the same data as [`parse_proxy_header`].
-pub fn parse_proxy_header_eof(input: &[u8]) -> ProxyData {
-    if let ProxyParse::Done { data, .. } = parse_proxy_header(input) {
-        return data;
-    }
-    let len = input.len();
-    if len < V1_SIGNATURE.len() {
-        return ProxyData::new(None).failed(&format!(
-            "{len} bytes read on a total of {} expected bytes",
-            V1_SIGNATURE.len()
-        ));
-    }
-    if input.starts_with(V1_SIGNATURE) {
-        let read = len - V1_SIGNATURE.len();
-        return ProxyData::exception(&format!(
-            "{read} bytes read on a total of undefined expected bytes"
-        ));
-    }
-    let field = if len < PROXY_V2_SIGNATURE.len() {
-        "signature"
-    } else if len < V2_PREFIX_LEN {
-        "header"
-    } else {
-        "tail part"
-    };
-    ProxyData::exception(&format!("Connection lost while waiting for {field}"))
 }
 
 // ---------------------------------------------------------------------------
@@ -697,14 +663,6 @@ impl ProxyTlvs {
             .iter()
             .find(|(k, _)| *k == kind)
             .map(|&(_, name)| name)
-    }
-
-    /// aiosmtpd's `ProxyTLV.name_to_num`.
-    pub fn name_to_num(name: &str) -> Option<u8> {
-        TLV_NAMES
-            .iter()
-            .find(|(_, n)| *n == name)
-            .map(|&(kind, _)| kind)
     }
 
     /// The value of the last TLV of this type. For `SSL` (0x20) that is its raw
@@ -1656,10 +1614,8 @@ mod tests {
             (0x30, "NETNS"),
         ];
         for (num, name) in names {
-            assert_eq!(ProxyTlvs::name_to_num(name), Some(num));
             assert_eq!(ProxyTlvs::type_name(num), Some(name));
         }
-        assert_eq!(ProxyTlvs::name_to_num("wrongname"), None);
     }
 
     // ---- start of stream, EOF ------------------------------------------------
@@ -1676,47 +1632,6 @@ mod tests {
         let (d, consumed) = done(b"HELO ");
         assert_eq!((d.version, consumed), (None, 5));
         assert_eq!(d.family, None);
-    }
-
-    #[test]
-    fn eof_before_complete_header() {
-        let eof = |input: &[u8]| parse_proxy_header_eof(input).error.unwrap();
-        assert_eq!(eof(b""), "0 bytes read on a total of 5 expected bytes");
-        assert_eq!(eof(b"PROX"), "4 bytes read on a total of 5 expected bytes");
-        // test_get_cut_v1: aiosmtpd's mock reader hands back the partial line
-        // ("PROXYv1 malformed"); its server's StreamReader raises instead.
-        assert_eq!(
-            eof(&GOOD_V1_HANDSHAKE[..20]),
-            "PROXY exception: 15 bytes read on a total of undefined expected bytes"
-        );
-        assert_eq!(
-            eof(b"PROXY"),
-            "PROXY exception: 0 bytes read on a total of undefined expected bytes"
-        );
-        // test_get_cut_v2.
-        assert_eq!(
-            eof(&TEST_V2_DATA1_EXACT[..20]),
-            "PROXY exception: Connection lost while waiting for tail part"
-        );
-        assert_eq!(
-            eof(&TEST_V2_DATA1_EXACT[..11]),
-            "PROXY exception: Connection lost while waiting for signature"
-        );
-        assert_eq!(
-            eof(&TEST_V2_DATA1_EXACT[..15]),
-            "PROXY exception: Connection lost while waiting for header"
-        );
-        let d = parse_proxy_header_eof(&TEST_V2_DATA1_EXACT[..20]);
-        assert_eq!(
-            (d.version, d.whole_raw.len(), d.is_valid()),
-            (None, 0, false)
-        );
-        // A complete header is what parse_proxy_header says.
-        assert_eq!(
-            parse_proxy_header_eof(GOOD_V1_HANDSHAKE),
-            data(GOOD_V1_HANDSHAKE)
-        );
-        assert_eq!(eof(b"PROXY UNKNOWN\n"), "PROXYv1 malformed");
     }
 
     // ---- the recorded aiosmtpd dialogues (conformance group `proxy`) ---------
@@ -2027,10 +1942,8 @@ mod tests {
                 input.push(b);
             }
             let whole = parse_proxy_header(&input);
-            let eof = parse_proxy_header_eof(&input);
             if let ProxyParse::Done { data, consumed } = &whole {
                 assert!(*consumed <= input.len());
-                assert_eq!(&eof, data);
                 assert_eq!(parse_proxy_header(&input[..*consumed]), whole);
                 if *consumed > 0 {
                     assert_eq!(
@@ -2042,8 +1955,6 @@ mod tests {
                     assert!(data.error.is_none() && data.version.is_some());
                 }
                 let _ = data.tlvs();
-            } else {
-                assert!(eof.error.is_some() && !eof.is_valid());
             }
             let _ = ProxyTlvs::from_raw(&input);
             if let Some(rest) = input.get(16..) {

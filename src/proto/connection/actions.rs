@@ -1,0 +1,142 @@
+//! What the engine says to its driver: the actions to carry out ([`Action`]), the
+//! hook calls to answer ([`Ask`], [`HookCall`]), body chunks ([`BodyChunk`]), and
+//! the driver's misuse of the API ([`Error`]).
+
+use super::super::{Envelope, Session};
+
+/// Misuse of the engine's API by the driver (never caused by the peer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// `handle_decision` was called with no hook call pending.
+    #[error("no decision is pending")]
+    NoDecisionPending,
+    /// Input was fed after the engine returned [`Action::Close`].
+    #[error("the connection is closed")]
+    Closed,
+    /// `handle_tls_established` without a pending [`Action::StartTls`].
+    #[error("no TLS handshake is pending")]
+    NoTlsPending,
+}
+
+/// A hook call the engine is waiting for (aiosmtpd's `handle_*` hooks). The
+/// application answers with [`Connection::handle_decision`](crate::proto::Connection::handle_decision).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Ask {
+    /// `HELO hostname`.
+    Helo {
+        /// The client's name.
+        hostname: String,
+    },
+    /// `EHLO hostname`. The hook may edit `extensions` (the lines after the first,
+    /// without codes, e.g. `SIZE 33554432`, `8BITMIME`, `HELP`).
+    Ehlo {
+        /// The client's name.
+        hostname: String,
+        /// The extension lines to advertise.
+        extensions: Vec<String>,
+    },
+    /// `MAIL FROM:`.
+    Mail {
+        /// The reverse path (`<>` for the null path).
+        address: String,
+        /// The parameters, uppercased.
+        options: Vec<String>,
+    },
+    /// `RCPT TO:`.
+    Rcpt {
+        /// The forward path.
+        address: String,
+        /// The parameters, uppercased (always empty: aiosmtpd accepts none).
+        options: Vec<String>,
+    },
+    /// The message is complete (`Envelope::content` holds it).
+    Data,
+    /// A valid PROXY header arrived (`session.proxy_data`): accept it
+    /// (`Outcome::Default`/`Accept`: the greeting follows), or refuse it
+    /// (`Outcome::Reply(r)`: `r` is sent and the connection closes).
+    Proxy,
+    /// LMTP: the message is complete; answer with one outcome per recipient
+    /// ([`Decision::Recipients`](crate::proto::Decision::Recipients)) or one for all.
+    LmtpData,
+    /// `RSET` (the envelope is already reset).
+    Rset,
+    /// `NOOP [arg]`.
+    Noop {
+        /// The argument, if any.
+        arg: Option<String>,
+    },
+    /// `QUIT`.
+    Quit,
+    /// `VRFY address`.
+    Vrfy {
+        /// The parsed address.
+        address: String,
+    },
+    /// `AUTH PLAIN` or `AUTH LOGIN` credentials to check. Answer with
+    /// [`Decision::Auth`](crate::proto::Decision::Auth) (or `Outcome::Accept` = success, `Outcome::Reply` =
+    /// failure with that reply, `Outcome::Default` = failure).
+    Auth {
+        /// `PLAIN` or `LOGIN`.
+        mechanism: String,
+        /// The authentication identity.
+        login: Vec<u8>,
+        /// The password.
+        password: Vec<u8>,
+    },
+    /// One step of a custom SASL mechanism: answer with
+    /// [`AuthResult::Challenge`](crate::proto::AuthResult::Challenge) to continue, or success/failure.
+    AuthStep {
+        /// The mechanism (uppercase).
+        mechanism: String,
+        /// 0 for the AUTH command, then 1, 2, ... for each client response.
+        step: u32,
+        /// The decoded client response (the initial response at step 0, if any).
+        response: Option<Vec<u8>>,
+    },
+}
+
+/// A pending hook call with the state a hook may read and change.
+#[derive(Debug)]
+pub struct HookCall<'a> {
+    /// What is asked.
+    pub ask: &'a mut Ask,
+    /// The connection's session.
+    pub session: &'a mut Session,
+    /// The current transaction.
+    pub envelope: &'a mut Envelope,
+}
+
+/// A piece of the message body (after dot-unstuffing) with the state it belongs to.
+#[derive(Debug)]
+pub struct BodyChunk<'a> {
+    /// The bytes.
+    pub chunk: &'a [u8],
+    /// Where `chunk` starts in the message (0 for the first chunk of a message).
+    pub offset: usize,
+    /// The connection's session.
+    pub session: &'a mut Session,
+    /// The current transaction; buffer the chunk into `envelope.content` to keep it.
+    pub envelope: &'a mut Envelope,
+}
+
+/// What the driver must do next. Drain with [`Connection::poll_action`](crate::proto::Connection::poll_action) after
+/// every input until it returns `None`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Action<'a> {
+    /// Write these bytes (all replies produced so far, coalesced).
+    Send(&'a [u8]),
+    /// Deliver a body chunk (default: append it to `envelope.content`).
+    Body(BodyChunk<'a>),
+    /// Ask the application, then call [`Connection::handle_decision`](crate::proto::Connection::handle_decision). Returned
+    /// again until answered.
+    Hook(HookCall<'a>),
+    /// The `220 Ready to start TLS` reply has been sent: run the server-side TLS
+    /// handshake on the stream, then call [`Connection::handle_tls_established`](crate::proto::Connection::handle_tls_established)
+    /// (or close the connection if it fails). Bytes received before the handshake
+    /// were discarded.
+    StartTls,
+    /// Close the connection. Always the last action.
+    Close,
+}

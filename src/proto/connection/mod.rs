@@ -1,0 +1,387 @@
+//! The SMTP state machine for one connection: [`Connection`] and its API.
+//!
+//! Which file holds what:
+//! - `mod.rs`: the [`Connection`] and every public method (`handle_*` for input,
+//!   `poll_*` for output);
+//! - `actions.rs`: what the driver gets back ([`Action`], [`Ask`], [`HookCall`],
+//!   [`BodyChunk`]) and the API misuse errors ([`Error`]);
+//! - `state.rs`: the `State` enum (waiting for a PROXY header, reading commands, in
+//!   DATA, in an AUTH exchange, awaiting a hook, switching to TLS, closing) and
+//!   every transition;
+//! - `input.rs`: bytes into lines, message bodies and AUTH responses, and the
+//!   checks every command line passes before its verb runs;
+//! - `verbs.rs`: one method per command;
+//! - `decision.rs`: applying the application's answer to a hook call;
+//! - `sasl.rs`: AUTH (PLAIN, LOGIN and handler-defined mechanisms);
+//! - `pool.rs`: strings kept for reuse, so the steady path allocates nothing.
+//!
+//! The reply texts are in [`super::replies`].
+
+mod actions;
+mod decision;
+mod input;
+mod pool;
+mod sasl;
+mod state;
+mod verbs;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use actions::{Action, Ask, BodyChunk, Error, HookCall};
+
+use super::replies::{self, Canned};
+use super::{Config, Envelope, Peer, Reply, Session, TlsInfo};
+use pool::StringPool;
+use state::{READING_COMMANDS, State};
+
+/// One SMTP session, sans I/O: bytes, time and decisions in; replies, hook calls,
+/// body chunks and close out.
+///
+/// ```
+/// use std::{sync::Arc, time::Instant};
+/// use smtpkit::proto::{Action, Config, Connection, Decision, Outcome, Peer};
+///
+/// let now = Instant::now();
+/// let mut conn = Connection::new(Arc::new(Config::new("mx.example")), Peer::Unknown, now);
+/// conn.handle_input(now, b"HELO client.example\r\nQUIT\r\n").unwrap();
+/// let mut wire = Vec::new();
+/// while let Some(action) = conn.poll_action() {
+///     match action {
+///         Action::Send(bytes) => wire.extend_from_slice(bytes),
+///         Action::Hook(_) => conn.handle_decision(now, Decision::Outcome(Outcome::Default)).unwrap(),
+///         Action::Body(b) => b.envelope.content.extend_from_slice(b.chunk),
+///         Action::Close => break,
+///         _ => {}
+///     }
+/// }
+/// let wire = String::from_utf8(wire).unwrap();
+/// assert!(wire.starts_with("220 mx.example smtpkit"));
+/// assert!(wire.ends_with("250 mx.example\r\n221 Bye\r\n"));
+/// ```
+pub struct Connection {
+    config: Arc<Config>,
+    state: State,
+    session: Session,
+    envelope: Envelope,
+    /// Received bytes not consumed yet, from `input_pos` on.
+    input: Vec<u8>,
+    input_pos: usize,
+    /// Replies not yet handed to the driver.
+    output: Handout,
+    /// Body bytes (dot-unstuffed) not yet handed to the driver.
+    body: Handout,
+    /// Where the next body chunk starts in the message.
+    body_offset: usize,
+    /// The peer closed its side: answer what is complete, then close.
+    peer_closed: bool,
+    /// When the idle timeout fires (see [`Connection::poll_timeout`]).
+    deadline: Instant,
+    /// Unrecognised commands still allowed.
+    bogus_budget: u32,
+    /// Calls per command word, for [`Config::command_call_limit`].
+    call_counts: Vec<(Vec<u8>, u32)>,
+    pool: StringPool,
+}
+
+/// Bytes handed to the driver by [`Connection::poll_action`]; cleared by the next
+/// call into the engine, which is when the driver is done with them.
+#[derive(Debug, Default)]
+struct Handout {
+    bytes: Vec<u8>,
+    handed_out: bool,
+}
+
+impl Handout {
+    fn hand_out(&mut self) -> &[u8] {
+        self.handed_out = true;
+        &self.bytes
+    }
+
+    fn retire(&mut self) {
+        if self.handed_out {
+            self.bytes.clear();
+            self.handed_out = false;
+        }
+    }
+}
+
+impl Connection {
+    /// A new connection from `peer`; queues the `220` greeting (or, with the
+    /// PROXY protocol configured, waits for the header first).
+    pub fn new(config: Arc<Config>, peer: Peer, now: Instant) -> Self {
+        let mut conn = Connection {
+            state: READING_COMMANDS,
+            session: Session::new(peer),
+            envelope: Envelope::default(),
+            input: Vec::new(),
+            input_pos: 0,
+            output: Handout {
+                bytes: Vec::with_capacity(256),
+                handed_out: false,
+            },
+            body: Handout::default(),
+            body_offset: 0,
+            peer_closed: false,
+            deadline: now + config.proxy_protocol_timeout.unwrap_or(config.timeout),
+            bogus_budget: config.bogus_limit,
+            call_counts: Vec::new(),
+            pool: StringPool::default(),
+            config,
+        };
+        if conn.config.proxy_protocol_timeout.is_some() {
+            conn.state = State::ProxyHeader;
+        } else {
+            conn.push_greeting();
+        }
+        conn
+    }
+
+    /// A connection the server turns away (too many connections in all or from its
+    /// address): it gets `421` instead of the greeting and is closed.
+    pub fn refused(config: Arc<Config>, peer: Peer, now: Instant) -> Self {
+        let mut conn = Connection::new(
+            Arc::new(Config {
+                proxy_protocol_timeout: None,
+                ..(*config).clone()
+            }),
+            peer,
+            now,
+        );
+        conn.output.bytes.clear();
+        conn.push_closing(replies::TOO_MANY_CONNECTIONS);
+        conn
+    }
+
+    /// Marks the connection as TLS from the start (implicit TLS, SMTPS). Call it
+    /// right after [`Connection::new`].
+    pub fn with_tls(mut self, info: TlsInfo) -> Self {
+        self.session.tls = Some(info);
+        self
+    }
+
+    /// True once TLS is up (STARTTLS completed, or implicit TLS).
+    pub fn is_tls(&self) -> bool {
+        self.session.tls.is_some()
+    }
+
+    /// The session (peer, greeting name, ...).
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The current transaction.
+    pub fn envelope(&self) -> &Envelope {
+        &self.envelope
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Received bytes the connection holds without having consumed them yet: an
+    /// unfinished command line (at most the line length limit: a longer one is
+    /// discarded as it arrives), an unfinished PROXY header, or input that
+    /// arrived while a hook call, STARTTLS or the close was pending.
+    pub fn buffered_input(&self) -> usize {
+        self.input.len() - self.input_pos
+    }
+
+    /// True once [`Action::Close`] has been returned.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+
+    /// Feeds bytes received from the peer, split anywhere.
+    pub fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), Error> {
+        self.retire();
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        if self.state.discards_input() {
+            return Ok(());
+        }
+        if self.input_pos == self.input.len() {
+            // Nothing buffered: work on the caller's bytes and keep only what is
+            // left over (saves a copy of every body byte).
+            self.input.clear();
+            self.input_pos = 0;
+            let consumed = self.consume(now, data);
+            self.input.extend_from_slice(&data[consumed..]);
+        } else {
+            self.input.extend_from_slice(data);
+            self.process(now);
+        }
+        Ok(())
+    }
+
+    /// The peer closed its side: complete commands already received are still
+    /// answered, then the connection closes. A partial command or message is dropped.
+    pub fn handle_peer_closed(&mut self, now: Instant) {
+        self.retire();
+        if self.is_closed() {
+            return;
+        }
+        self.peer_closed = true;
+        self.process(now);
+    }
+
+    /// When [`Connection::handle_timeout`] must be called, if no input comes first.
+    /// `None` unless it is the client's turn (a hook call, the TLS handshake or
+    /// the close is pending).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.state.reads_input().then_some(self.deadline)
+    }
+
+    /// The deadline from [`Connection::poll_timeout`] passed: the client gets
+    /// `421` and the connection closes (before a PROXY header: it closes
+    /// silently, as aiosmtpd does). Ignored before the deadline.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.retire();
+        if !self.state.reads_input() || now < self.deadline {
+            return;
+        }
+        if matches!(self.state, State::ProxyHeader) {
+            self.close();
+        } else {
+            self.push_closing(replies::TIMEOUT);
+        }
+    }
+
+    /// The pending hook did not answer in time (the server's hook timeout): the
+    /// client gets `421` and the connection closes (the transaction's state is
+    /// unknown, so it cannot go on).
+    pub fn handle_hook_timeout(&mut self, _now: Instant) {
+        self.retire();
+        if let Some(ask) = self.take_ask() {
+            self.pool.keep_ask(ask);
+            self.push_closing(replies::HANDLER_TIMED_OUT);
+        }
+    }
+
+    /// The server is shutting down: the client gets `421` and the connection closes.
+    pub fn handle_shutdown(&mut self, _now: Instant) {
+        self.retire();
+        if matches!(self.state, State::Closing | State::Closed) {
+            return;
+        }
+        self.push_closing(replies::SHUTTING_DOWN);
+    }
+
+    /// Answers the pending [`Action::Hook`].
+    pub fn handle_decision(
+        &mut self,
+        now: Instant,
+        decision: super::Decision,
+    ) -> Result<(), Error> {
+        self.retire();
+        let ask = self.take_ask().ok_or(Error::NoDecisionPending)?;
+        self.apply_decision(ask, decision);
+        self.resume(now);
+        Ok(())
+    }
+
+    /// The TLS handshake that [`Action::StartTls`] asked for completed: the SMTP
+    /// state is reset as RFC 3207 requires (a new session that keeps only the
+    /// peer and its PROXY header; a new envelope) and TLS counts from now on.
+    pub fn handle_tls_established(&mut self, now: Instant, info: TlsInfo) -> Result<(), Error> {
+        self.retire();
+        if !matches!(self.state, State::TlsHandshake) {
+            return Err(Error::NoTlsPending);
+        }
+        let mut session = Session::new(self.session.peer.clone());
+        session.tls = Some(info);
+        session.proxy_data = self.session.proxy_data.take();
+        self.session = session;
+        self.pool.reset(&mut self.envelope);
+        self.read_commands();
+        self.input.clear();
+        self.input_pos = 0;
+        self.resume(now);
+        Ok(())
+    }
+
+    /// The next thing the driver must do. Bytes returned by [`Action::Send`] and
+    /// [`Action::Body`] count as handled once the next method is called.
+    pub fn poll_action(&mut self) -> Option<Action<'_>> {
+        self.retire();
+        if !self.body.bytes.is_empty() {
+            let offset = self.body_offset;
+            self.body_offset += self.body.bytes.len();
+            return Some(Action::Body(BodyChunk {
+                chunk: self.body.hand_out(),
+                offset,
+                session: &mut self.session,
+                envelope: &mut self.envelope,
+            }));
+        }
+        // Hook calls before replies: the replies to pipelined commands collect
+        // until the engine waits for the client, then go out in one write.
+        if matches!(self.state, State::Hook(_)) {
+            let State::Hook(ask) = &mut self.state else {
+                return None;
+            };
+            return Some(Action::Hook(HookCall {
+                ask,
+                session: &mut self.session,
+                envelope: &mut self.envelope,
+            }));
+        }
+        if !self.output.bytes.is_empty() {
+            return Some(Action::Send(self.output.hand_out()));
+        }
+        match self.state {
+            State::TlsRequested => {
+                self.start_handshake();
+                Some(Action::StartTls)
+            }
+            State::Closing => {
+                self.closed();
+                Some(Action::Close)
+            }
+            _ => None,
+        }
+    }
+
+    /// Forgets what the driver was handed by the last [`Connection::poll_action`].
+    fn retire(&mut self) {
+        self.output.retire();
+        self.body.retire();
+    }
+
+    /// The client's turn again: the idle deadline restarts and buffered input
+    /// is read (the tail of every hook answer and of the TLS switch).
+    fn resume(&mut self, now: Instant) {
+        self.deadline = now + self.config.timeout;
+        self.process(now);
+    }
+
+    fn push_greeting(&mut self) {
+        replies::push_greeting(
+            &self.config.hostname,
+            &self.config.ident,
+            &mut self.output.bytes,
+        );
+    }
+
+    fn push(&mut self, reply: Canned) {
+        reply.push(&mut self.output.bytes);
+    }
+
+    fn push_reply(&mut self, reply: &Reply) {
+        reply.encode(&mut self.output.bytes);
+    }
+
+    /// One of the `421 ... {hostname} ...` replies, then the close.
+    fn push_closing(&mut self, reply: replies::Template) {
+        reply.push(self.config.hostname.as_bytes(), &mut self.output.bytes);
+        self.close();
+    }
+
+    /// Empties the envelope (HELO, EHLO, RSET, after DATA), keeping its strings
+    /// and buffers for reuse.
+    fn reset_envelope(&mut self) {
+        self.pool.reset(&mut self.envelope);
+    }
+}
