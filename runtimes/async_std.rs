@@ -14,17 +14,12 @@
 //! controller.stop().unwrap();
 //! ```
 
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::time::Instant;
 
 use super::async_io as glue;
-use crate::proto::Config;
-use crate::server::{
-    AsyncTimer, BoxFuture, Handler, Listener, LocalController, Runtime, Tcp, ThreadedController,
-    Unix,
-};
+use crate::server::{AsyncTimer, BoxFuture, Listener, Runtime};
 
 /// The async-std [`Runtime`].
 #[derive(Debug, Default, Clone, Copy)]
@@ -60,32 +55,4 @@ impl Runtime for AsyncStdRuntime {
     }
 }
 
-/// A TCP server on its own thread (aiosmtpd's `Controller`).
-pub type Controller<H> = ThreadedController<H, AsyncStdRuntime, Tcp>;
-/// A Unix-socket server on its own thread (aiosmtpd's `UnixSocketController`).
-pub type UnixSocketController<H> = ThreadedController<H, AsyncStdRuntime, Unix>;
-/// A TCP server on the caller's executor (aiosmtpd's `UnthreadedController`).
-pub type UnthreadedController<H> = LocalController<H, AsyncStdRuntime, Tcp>;
-/// A Unix-socket server on the caller's executor.
-pub type UnixSocketUnthreadedController<H> = LocalController<H, AsyncStdRuntime, Unix>;
-
-/// Serves `listener` with `handler` until `shutdown` completes, then closes the
-/// listener, gives open connections `421` and returns once they end.
-pub async fn serve<H: Handler>(
-    listener: std::net::TcpListener,
-    handler: H,
-    config: Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> io::Result<()> {
-    listener.set_nonblocking(true)?;
-    crate::server::serve_until(
-        AsyncStdRuntime,
-        glue::wrap_tcp(listener)?,
-        handler,
-        config,
-        crate::server::TlsSettings::default(),
-        shutdown,
-    )
-    .await;
-    Ok(())
-}
+crate::server::runtime_names!(AsyncStdRuntime, "async-std");

@@ -21,11 +21,8 @@ use ::tokio::net;
 use ::tokio::time::Sleep;
 use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 
-use crate::proto::{Config, Peer};
-use crate::server::{
-    AsyncTimer, BoxFuture, BoxStream, Handler, Listener, LocalController, Runtime, Stream, Tcp,
-    ThreadedController, Unix,
-};
+use crate::proto::Peer;
+use crate::server::{AsyncTimer, BoxFuture, BoxStream, Listener, Runtime, Stream};
 
 /// The tokio [`Runtime`].
 #[derive(Debug, Default, Clone, Copy)]
@@ -153,34 +150,4 @@ impl Runtime for TokioRuntime {
     }
 }
 
-/// A TCP server on its own thread and tokio runtime (aiosmtpd's `Controller`).
-pub type Controller<H> = ThreadedController<H, TokioRuntime, Tcp>;
-/// A Unix-socket server on its own thread (aiosmtpd's `UnixSocketController`).
-pub type UnixSocketController<H> = ThreadedController<H, TokioRuntime, Unix>;
-/// A TCP server on the caller's tokio runtime (aiosmtpd's `UnthreadedController`).
-pub type UnthreadedController<H> = LocalController<H, TokioRuntime, Tcp>;
-/// A Unix-socket server on the caller's tokio runtime.
-pub type UnixSocketUnthreadedController<H> = LocalController<H, TokioRuntime, Unix>;
-
-/// Serves `listener` with `handler` until `shutdown` completes, then closes the
-/// listener, gives open connections `421` and returns once they end. Call it on a
-/// tokio runtime.
-pub async fn serve<H: Handler>(
-    listener: std::net::TcpListener,
-    handler: H,
-    config: Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> io::Result<()> {
-    listener.set_nonblocking(true)?;
-    let listener = TokioRuntime.wrap_tcp_listener(listener)?;
-    crate::server::serve_until(
-        TokioRuntime,
-        listener,
-        handler,
-        config,
-        crate::server::TlsSettings::default(),
-        shutdown,
-    )
-    .await;
-    Ok(())
-}
+crate::server::runtime_names!(TokioRuntime, "tokio");

@@ -15,7 +15,7 @@ use lettre::Transport;
 use lettre::transport::smtp::authentication::Mechanism;
 use lettre::transport::smtp::client::Tls;
 use smtpkit::proto::AuthResult;
-use smtpkit::server::{Authenticated, FileAuthenticator};
+use smtpkit::server::FileAuthenticator;
 use smtpkit::{Envelope, Handler, HandlerError, Session};
 
 use smtpkit::tokio as rt;
@@ -132,7 +132,7 @@ fn credentials_are_never_logged() {
 
     // lettre over STARTTLS: PLAIN, LOGIN, and a wrong password.
     let recorder = SessionRecorder::default();
-    let mut controller = starttls_controller(Authenticated::new(recorder.clone(), users.clone()));
+    let mut controller = starttls_controller(recorder.clone()).with_authenticator(users.clone());
     controller.start().unwrap();
     let port = addr_of(&controller).port();
     let msg = message("anne@example.com", &["bart@example.com"], "log", "body\n");
@@ -160,7 +160,7 @@ fn credentials_are_never_logged() {
     controller.stop().unwrap();
 
     // Raw, in plaintext (AUTH allowed without TLS), every flow and error path.
-    let mut controller = tcp_controller(Authenticated::new(Recorder::default(), users));
+    let mut controller = tcp_controller(Recorder::default()).with_authenticator(users);
     controller.config_mut().auth_require_tls = false;
     controller.start().unwrap();
     let mut client = Client::connect(addr_of(&controller));

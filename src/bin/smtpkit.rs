@@ -9,8 +9,8 @@ use smtpkit::handlers::{Debugging, Mailbox, Sink};
 use std::sync::Arc;
 
 use smtpkit::server::{
-    Authenticated, FileAuthenticator, Handler, Runtime, Tcp, ThreadedController, Unix,
-    default_server_hostname, server_config_from_pem,
+    FileAuthenticator, Handler, Runtime, Tcp, ThreadedController, Unix, default_server_hostname,
+    server_config_from_pem,
 };
 
 const DEFAULT_HOST: &str = "localhost";
@@ -260,14 +260,16 @@ fn check_tls_args(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-/// Wraps the handler with the `--auth-file` authenticator, if any.
+/// Loads the `--auth-file` authenticator, if any, and runs `handler` beside it.
 fn with_auth<H: Handler>(handler: H, args: &Args) -> ExitCode {
-    match &args.auth_file {
-        None => on_runtime(handler, args),
-        Some(path) => match FileAuthenticator::load(path) {
-            Ok(users) => on_runtime(Authenticated::new(handler, users), args),
-            Err(e) => usage_error(&e.to_string()),
-        },
+    match args
+        .auth_file
+        .as_ref()
+        .map(FileAuthenticator::load)
+        .transpose()
+    {
+        Ok(users) => on_runtime(handler, users, args),
+        Err(e) => usage_error(&e.to_string()),
     }
 }
 
@@ -339,16 +341,16 @@ fn tls_configs(args: &Args) -> Result<TlsConfigs, String> {
 }
 
 /// Runs the server on the runtime named by `--runtime`.
-fn on_runtime<H: Handler>(handler: H, args: &Args) -> ExitCode {
+fn on_runtime<H: Handler>(handler: H, users: Option<FileAuthenticator>, args: &Args) -> ExitCode {
     match args.runtime.as_str() {
         #[cfg(feature = "runtime-tokio")]
-        "tokio" => run::<H, smtpkit::tokio::TokioRuntime>(handler, args),
+        "tokio" => run::<H, smtpkit::tokio::TokioRuntime>(handler, users, args),
         #[cfg(feature = "runtime-smol")]
-        "smol" => run::<H, smtpkit::smol::SmolRuntime>(handler, args),
+        "smol" => run::<H, smtpkit::smol::SmolRuntime>(handler, users, args),
         #[cfg(feature = "runtime-async-std")]
-        "async-std" => run::<H, smtpkit::async_std::AsyncStdRuntime>(handler, args),
+        "async-std" => run::<H, smtpkit::async_std::AsyncStdRuntime>(handler, users, args),
         other => {
-            let _ = handler;
+            let _ = (handler, users);
             usage_error(&format!(
                 "runtime {other} is not compiled in (rebuild with --features runtime-{other})"
             ))
@@ -361,7 +363,11 @@ enum Running<H: Handler, R: Runtime + Default> {
     Unix(ThreadedController<H, R, Unix>),
 }
 
-fn run<H: Handler, R: Runtime + Default>(handler: H, args: &Args) -> ExitCode {
+fn run<H: Handler, R: Runtime + Default>(
+    handler: H,
+    users: Option<FileAuthenticator>,
+    args: &Args,
+) -> ExitCode {
     let listen = match parse_listen(args.listen.as_ref().and_then(|l| l.as_deref())) {
         Ok(l) => l,
         Err(e) => return usage_error(&e),
@@ -391,6 +397,9 @@ fn run<H: Handler, R: Runtime + Default>(handler: H, args: &Args) -> ExitCode {
             if let Some(t) = implicit.clone() {
                 c = c.with_implicit_tls(t);
             }
+            if let Some(u) = users.clone() {
+                c = c.with_authenticator(u);
+            }
             c.start().map(|()| {
                 tracing::info!("Server is listening on {}", path.display());
                 Running::Unix(c)
@@ -408,6 +417,9 @@ fn run<H: Handler, R: Runtime + Default>(handler: H, args: &Args) -> ExitCode {
             }
             if let Some(t) = implicit {
                 c = c.with_implicit_tls(t);
+            }
+            if let Some(u) = users {
+                c = c.with_authenticator(u);
             }
             c.start().map(|()| {
                 for a in c.local_addrs() {

@@ -1,5 +1,5 @@
-//! Engine configuration: limits, timeouts and advertised features, with aiosmtpd's
-//! defaults.
+//! The engine's configuration: protocol limits, the idle timeout and the
+//! advertised features, with aiosmtpd's defaults. Only what the engine reads.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -62,7 +62,10 @@ impl CallLimits {
     }
 }
 
-/// Configuration shared by every connection of a server.
+/// What the engine reads: the configuration shared by every connection of a
+/// server. Settings only the async server uses (hook timeout, connection
+/// limits, TLS certificates, the authenticator) live in
+/// `smtpkit::server::Settings`.
 ///
 /// ```
 /// use smtpkit::proto::Config;
@@ -117,14 +120,6 @@ pub struct Config {
     /// Expect a PROXY protocol header (v1 or v2) within this time before the
     /// greeting (aiosmtpd's `proxy_protocol_timeout`); `None`: no PROXY protocol.
     pub proxy_protocol_timeout: Option<Duration>,
-    /// How long a handler hook may take before the client gets `421` and the
-    /// connection closes; `None` (default, as aiosmtpd): no limit.
-    pub hook_timeout: Option<Duration>,
-    /// Most connections served at once; further ones get `421` and are closed.
-    /// `None` (default, as aiosmtpd): no limit.
-    pub max_connections: Option<usize>,
-    /// Most connections served at once from one client address; `None`: no limit.
-    pub max_connections_per_ip: Option<usize>,
 }
 
 impl Config {
@@ -148,9 +143,6 @@ impl Config {
             auth_required: false,
             lmtp: false,
             proxy_protocol_timeout: None,
-            hook_timeout: None,
-            max_connections: None,
-            max_connections_per_ip: None,
         }
     }
 

@@ -10,12 +10,12 @@ use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use super::busy_poll::Spinner;
-use super::driver::drive;
+use super::driver::serve_connection;
 use super::handler::Handler;
 use super::runtime::{BoxStream, Listener, Runtime};
+use super::settings::{Limits, Shared};
 use super::shutdown::Signal;
-use super::tls::TlsSettings;
-use crate::proto::{Config, Peer};
+use crate::proto::Peer;
 
 /// How long a stopping server waits for its connections to send `421` and close.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
@@ -56,20 +56,20 @@ impl Drop for Live {
 }
 
 /// Counts a new connection; true when it is over a configured limit.
-fn admit(counts: &Arc<Counts>, config: &Config, peer: &Peer) -> (Live, bool) {
+fn admit(counts: &Arc<Counts>, limits: &Limits, peer: &Peer) -> (Live, bool) {
     let all = counts.all.fetch_add(1, Ordering::SeqCst) + 1;
     // Per-address counts only when a per-address limit is set.
     let ip = match peer {
-        Peer::Tcp(addr) if config.max_connections_per_ip.is_some() => Some(addr.ip()),
+        Peer::Tcp(addr) if limits.max_connections_per_ip.is_some() => Some(addr.ip()),
         _ => None,
     };
-    let mut over = config.max_connections.is_some_and(|max| all > max);
+    let mut over = limits.max_connections.is_some_and(|max| all > max);
     if let Some(ip) = ip
         && let Ok(mut map) = counts.per_ip.lock()
     {
         let n = map.entry(ip).or_insert(0);
         *n += 1;
-        over |= config.max_connections_per_ip.is_some_and(|max| *n > max);
+        over |= limits.max_connections_per_ip.is_some_and(|max| *n > max);
     }
     (
         Live {
@@ -101,9 +101,7 @@ fn accept_now(listeners: &mut [Box<dyn Listener>]) -> Option<std::io::Result<(Bo
 pub(crate) async fn accept_loop<H: Handler>(
     runtime: Arc<dyn Runtime>,
     mut listeners: Vec<Box<dyn Listener>>,
-    handler: Arc<H>,
-    config: Arc<Config>,
-    tls: Arc<TlsSettings>,
+    shared: Arc<Shared<H>>,
     shutdown: Signal,
     busy_poll: Option<Duration>,
 ) {
@@ -144,23 +142,14 @@ pub(crate) async fn accept_loop<H: Handler>(
         match accepted {
             None => break,
             Some(Ok((stream, peer))) => {
-                let (guard, refuse) = admit(&counts, &config, &peer);
+                let (guard, refuse) = admit(&counts, &shared.limits, &peer);
                 if refuse {
                     tracing::warn!(%peer, "connection limit reached; refusing");
                 }
-                let fut = drive(
-                    runtime.clone(),
-                    handler.clone(),
-                    config.clone(),
-                    tls.clone(),
-                    stream,
-                    peer,
-                    shutdown.clone(),
-                    refuse,
-                    Spinner::new(busy_poll, counts.all.clone()),
-                );
+                let (rt, shared, shutdown) = (runtime.clone(), shared.clone(), shutdown.clone());
+                let spinner = Spinner::new(busy_poll, counts.all.clone());
                 runtime.spawn(Box::pin(async move {
-                    fut.await;
+                    serve_connection(&*rt, shared, stream, peer, &shutdown, refuse, spinner).await;
                     drop(guard);
                 }));
             }

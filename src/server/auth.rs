@@ -1,14 +1,15 @@
-//! Authentication: the async [`Authenticator`] trait, custom SASL mechanisms
-//! ([`SaslMechanism`]), the [`Authenticated`] wrapper that adds both to any
-//! handler, and [`FileAuthenticator`] (the CLI's `--auth-file`).
+//! Authentication beside the handler: the async [`Authenticator`] trait, custom
+//! SASL mechanisms ([`SaslMechanism`]), the [`Authentication`] a server holds
+//! them in, and [`FileAuthenticator`] (the CLI's `--auth-file`).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::handler::{Handler, HandlerError, HookResult};
-use crate::proto::{AuthResult, Envelope, Reply, Session};
+use std::pin::Pin;
+
+use crate::proto::{AuthResult, Session};
 
 /// Decides `AUTH PLAIN` and `AUTH LOGIN` credentials (aiosmtpd's
 /// `authenticator`, async). It can accept, refuse with a custom reply (e.g.
@@ -60,200 +61,98 @@ pub trait SaslMechanism: Send + Sync + 'static {
     ) -> AuthResult;
 }
 
-/// A handler with an [`Authenticator`] for PLAIN/LOGIN and any number of custom
-/// [`SaslMechanism`]s; every other hook goes to the inner handler.
+/// The object-safe form of [`Authenticator`], so settings can hold any one.
+trait DynAuthenticator: Send + Sync + 'static {
+    fn authenticate_boxed<'a>(
+        &'a self,
+        session: &'a mut Session,
+        mechanism: &'a str,
+        login: &'a [u8],
+        password: &'a [u8],
+    ) -> Pin<Box<dyn Future<Output = AuthResult> + Send + 'a>>;
+}
+
+impl<A: Authenticator> DynAuthenticator for A {
+    fn authenticate_boxed<'a>(
+        &'a self,
+        session: &'a mut Session,
+        mechanism: &'a str,
+        login: &'a [u8],
+        password: &'a [u8],
+    ) -> Pin<Box<dyn Future<Output = AuthResult> + Send + 'a>> {
+        Box::pin(self.authenticate(session, mechanism, login, password))
+    }
+}
+
+/// How a server authenticates, beside its handler: an optional
+/// [`Authenticator`] for PLAIN and LOGIN (without one, the handler's
+/// `handle_auth` decides) and custom [`SaslMechanism`]s (tried before the
+/// handler's `handle_auth_step`). Set through [`super::Settings`] or a
+/// controller's `with_authenticator` / `with_mechanism`.
 ///
 /// ```no_run
 /// use smtpkit::handlers::Sink;
-/// use smtpkit::server::{Authenticated, FileAuthenticator};
+/// use smtpkit::server::FileAuthenticator;
 ///
 /// let users = FileAuthenticator::load("users.txt").unwrap();
-/// let mut controller = smtpkit::tokio::Controller::new(Authenticated::new(Sink, users));
+/// let mut controller = smtpkit::tokio::Controller::new(Sink).with_authenticator(users);
 /// ```
-pub struct Authenticated<H, A> {
-    inner: H,
-    authenticator: A,
-    mechanisms: Vec<Box<dyn SaslMechanism>>,
+#[derive(Clone, Default)]
+pub struct Authentication {
+    authenticator: Option<Arc<dyn DynAuthenticator>>,
+    mechanisms: Vec<Arc<dyn SaslMechanism>>,
 }
 
-impl<H: Handler, A: Authenticator> Authenticated<H, A> {
-    /// `inner` with `authenticator` deciding PLAIN and LOGIN.
-    pub fn new(inner: H, authenticator: A) -> Self {
-        Authenticated {
-            inner,
-            authenticator,
-            mechanisms: Vec::new(),
-        }
-    }
-
-    /// Adds a custom mechanism (advertised in EHLO's AUTH line).
-    pub fn with_mechanism(mut self, mechanism: impl SaslMechanism) -> Self {
-        self.mechanisms.push(Box::new(mechanism));
-        self
-    }
-
-    /// The inner handler.
-    pub fn inner(&self) -> &H {
-        &self.inner
+impl std::fmt::Debug for Authentication {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authentication")
+            .field("authenticator", &self.authenticator.is_some())
+            .field("mechanisms", &self.mechanism_names().collect::<Vec<_>>())
+            .finish()
     }
 }
 
-impl<H: Handler, A: Authenticator> Handler for Authenticated<H, A> {
-    fn handle_helo(
-        &self,
-        session: &mut Session,
-        envelope: &mut Envelope,
-        hostname: &str,
-    ) -> impl Future<Output = HookResult> + Send {
-        self.inner.handle_helo(session, envelope, hostname)
+impl Authentication {
+    /// PLAIN and LOGIN go to `authenticator` instead of the handler.
+    pub fn set_authenticator(&mut self, authenticator: impl Authenticator) {
+        self.authenticator = Some(Arc::new(authenticator));
     }
 
-    fn handle_ehlo(
-        &self,
-        session: &mut Session,
-        envelope: &mut Envelope,
-        hostname: &str,
-        extensions: &mut Vec<String>,
-    ) -> impl Future<Output = HookResult> + Send {
-        self.inner
-            .handle_ehlo(session, envelope, hostname, extensions)
+    /// Adds a custom mechanism.
+    pub fn add_mechanism(&mut self, mechanism: impl SaslMechanism) {
+        self.mechanisms.push(Arc::new(mechanism));
     }
 
-    fn handle_mail(
-        &self,
-        session: &mut Session,
-        envelope: &mut Envelope,
-        address: &str,
-        options: &[String],
-    ) -> impl Future<Output = HookResult> + Send {
-        self.inner.handle_mail(session, envelope, address, options)
+    /// The custom mechanisms' names, uppercase.
+    pub(crate) fn mechanism_names(&self) -> impl Iterator<Item = String> + '_ {
+        self.mechanisms
+            .iter()
+            .map(|m| m.name().to_ascii_uppercase())
     }
 
-    fn handle_rcpt(
+    /// Checks PLAIN/LOGIN credentials with the authenticator; `None` when there
+    /// is none (the handler decides).
+    pub(crate) async fn authenticate(
         &self,
         session: &mut Session,
-        envelope: &mut Envelope,
-        address: &str,
-        options: &[String],
-    ) -> impl Future<Output = HookResult> + Send {
-        self.inner.handle_rcpt(session, envelope, address, options)
-    }
-
-    fn handle_data_chunk(
-        &self,
-        session: &mut Session,
-        envelope: &mut Envelope,
-        chunk: &[u8],
-    ) -> impl Future<Output = Result<(), HandlerError>> + Send {
-        self.inner.handle_data_chunk(session, envelope, chunk)
-    }
-
-    fn handle_data(
-        &self,
-        session: &mut Session,
-        envelope: &mut Envelope,
-    ) -> impl Future<Output = HookResult> + Send {
-        self.inner.handle_data(session, envelope)
-    }
-
-    fn handle_lmtp_data(
-        &self,
-        session: &mut Session,
-        envelope: &mut Envelope,
-    ) -> impl Future<Output = Result<Vec<crate::proto::Outcome>, HandlerError>> + Send {
-        self.inner.handle_lmtp_data(session, envelope)
-    }
-
-    fn handle_proxy(
-        &self,
-        session: &mut Session,
-        envelope: &mut Envelope,
-    ) -> impl Future<Output = HookResult> + Send {
-        self.inner.handle_proxy(session, envelope)
-    }
-
-    fn handle_rset(
-        &self,
-        session: &mut Session,
-        envelope: &mut Envelope,
-    ) -> impl Future<Output = HookResult> + Send {
-        self.inner.handle_rset(session, envelope)
-    }
-
-    fn handle_noop(
-        &self,
-        session: &mut Session,
-        envelope: &mut Envelope,
-        arg: Option<&str>,
-    ) -> impl Future<Output = HookResult> + Send {
-        self.inner.handle_noop(session, envelope, arg)
-    }
-
-    fn handle_quit(
-        &self,
-        session: &mut Session,
-        envelope: &mut Envelope,
-    ) -> impl Future<Output = HookResult> + Send {
-        self.inner.handle_quit(session, envelope)
-    }
-
-    fn handle_vrfy(
-        &self,
-        session: &mut Session,
-        envelope: &mut Envelope,
-        address: &str,
-    ) -> impl Future<Output = HookResult> + Send {
-        self.inner.handle_vrfy(session, envelope, address)
-    }
-
-    fn handle_exception(&self, error: &HandlerError) -> impl Future<Output = Option<Reply>> + Send {
-        self.inner.handle_exception(error)
-    }
-
-    async fn handle_auth(
-        &self,
-        session: &mut Session,
-        _envelope: &mut Envelope,
         mechanism: &str,
         login: &[u8],
         password: &[u8],
-    ) -> Result<AuthResult, HandlerError> {
-        Ok(self
-            .authenticator
-            .authenticate(session, mechanism, login, password)
-            .await)
+    ) -> Option<AuthResult> {
+        let authenticator = self.authenticator.as_ref()?;
+        Some(
+            authenticator
+                .authenticate_boxed(session, mechanism, login, password)
+                .await,
+        )
     }
 
-    fn auth_mechanisms(&self) -> Vec<String> {
-        let mut names = self.inner.auth_mechanisms();
-        names.extend(
-            self.mechanisms
-                .iter()
-                .map(|m| m.name().to_ascii_uppercase()),
-        );
-        names
-    }
-
-    async fn handle_auth_step(
-        &self,
-        session: &mut Session,
-        mechanism: &str,
-        step: u32,
-        response: Option<&[u8]>,
-        state: &mut Vec<u8>,
-    ) -> Result<AuthResult, HandlerError> {
-        match self
-            .mechanisms
+    /// The custom mechanism called `name` (case-insensitive), if any.
+    pub(crate) fn mechanism(&self, name: &str) -> Option<&dyn SaslMechanism> {
+        self.mechanisms
             .iter()
-            .find(|m| m.name().eq_ignore_ascii_case(mechanism))
-        {
-            Some(m) => Ok(m.step(session, step, response, state)),
-            None => {
-                self.inner
-                    .handle_auth_step(session, mechanism, step, response, state)
-                    .await
-            }
-        }
+            .find(|m| m.name().eq_ignore_ascii_case(name))
+            .map(|m| &**m)
     }
 }
 

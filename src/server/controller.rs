@@ -12,10 +12,11 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::accept::accept_loop;
+use super::auth::{Authenticator, SaslMechanism};
 use super::handler::Handler;
 use super::runtime::{Listener, Runtime};
+use super::settings::{Limits, Settings};
 use super::shutdown::Signal;
-use super::tls::TlsSettings;
 use crate::proto::Config;
 
 /// aiosmtpd's `DEFAULT_READY_TIMEOUT`.
@@ -290,8 +291,7 @@ impl Drop for Threaded {
 /// `smtpkit::tokio::Controller`.
 pub struct ThreadedController<H: Handler, R: Runtime + Default, K = Tcp> {
     handler: Arc<H>,
-    config: Config,
-    tls: TlsSettings,
+    settings: Settings,
     target: BindTarget,
     ready_timeout: Duration,
     workers: usize,
@@ -306,8 +306,7 @@ impl<H: Handler, R: Runtime + Default, K> ThreadedController<H, R, K> {
     fn with_target(handler: H, target: BindTarget) -> Self {
         ThreadedController {
             handler: Arc::new(handler),
-            config: controller_config(),
-            tls: TlsSettings::default(),
+            settings: Settings::new(controller_config()),
             target,
             ready_timeout: DEFAULT_READY_TIMEOUT,
             workers: 1,
@@ -378,13 +377,7 @@ impl<H: Handler, R: Runtime + Default, K> ThreadedController<H, R, K> {
         let addrs = bound.addrs;
         let listeners = bound.listeners;
         let runtime: Arc<dyn Runtime> = Arc::new(R::default());
-        let handler = self.handler.clone();
-        let config = Arc::new(super::effective_config(
-            self.config.clone(),
-            &self.tls,
-            &*self.handler,
-        ));
-        let tls = Arc::new(self.tls.clone());
+        let shared = self.settings.share(self.handler.clone());
         let shutdown = Signal::new();
         let stop = shutdown.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
@@ -404,7 +397,7 @@ impl<H: Handler, R: Runtime + Default, K> ThreadedController<H, R, K> {
                             }
                         };
                         let _ = ready_tx.send(Ok(()));
-                        accept_loop(rt, listeners, handler, config, tls, stop, busy_poll).await;
+                        accept_loop(rt, listeners, shared, stop, busy_poll).await;
                     }),
                     workers,
                 )
@@ -460,10 +453,9 @@ impl<H: Handler, R: Runtime + Default, K> Drop for ThreadedController<H, R, K> {
 /// A server on the caller's runtime (aiosmtpd's unthreaded controllers): `begin()`
 /// from inside the runtime, `end()` or `finalize().await` to stop. Use it through
 /// a runtime module's aliases, e.g. `smtpkit::tokio::UnthreadedController`.
-pub struct LocalController<H: Handler, R: Runtime + Default, K = Tcp> {
+pub struct UnthreadedController<H: Handler, R: Runtime + Default, K = Tcp> {
     handler: Arc<H>,
-    config: Config,
-    tls: TlsSettings,
+    settings: Settings,
     target: BindTarget,
     addrs: Vec<SocketAddr>,
     shutdown: Option<Signal>,
@@ -471,13 +463,12 @@ pub struct LocalController<H: Handler, R: Runtime + Default, K = Tcp> {
     _runtime: PhantomData<fn() -> (R, K)>,
 }
 
-impl<H: Handler, R: Runtime + Default, K> LocalController<H, R, K> {
+impl<H: Handler, R: Runtime + Default, K> UnthreadedController<H, R, K> {
     /// A controller that will serve `handler` on `target`.
     fn with_target(handler: H, target: BindTarget) -> Self {
-        LocalController {
+        UnthreadedController {
             handler: Arc::new(handler),
-            config: controller_config(),
-            tls: TlsSettings::default(),
+            settings: Settings::new(controller_config()),
             target,
             addrs: Vec::new(),
             shutdown: None,
@@ -500,13 +491,7 @@ impl<H: Handler, R: Runtime + Default, K> LocalController<H, R, K> {
         let fut = accept_loop(
             runtime.clone(),
             listeners,
-            self.handler.clone(),
-            Arc::new(super::effective_config(
-                self.config.clone(),
-                &self.tls,
-                &*self.handler,
-            )),
-            Arc::new(self.tls.clone()),
+            self.settings.share(self.handler.clone()),
             shutdown.clone(),
             // The caller's runtime may have other work: never spin on it.
             None,
@@ -550,7 +535,7 @@ impl<H: Handler, R: Runtime + Default, K> LocalController<H, R, K> {
     }
 }
 
-impl<H: Handler, R: Runtime + Default, K> Drop for LocalController<H, R, K> {
+impl<H: Handler, R: Runtime + Default, K> Drop for UnthreadedController<H, R, K> {
     fn drop(&mut self) {
         if let Some(s) = self.shutdown.take() {
             s.fire();
@@ -563,15 +548,42 @@ impl<H: Handler, R: Runtime + Default, K> Drop for LocalController<H, R, K> {
 macro_rules! controller_common {
     ($name:ident) => {
         impl<H: Handler, R: Runtime + Default, K> $name<H, R, K> {
-            /// Replaces the server configuration (limits, greeting name, ...).
+            /// Replaces the engine configuration (protocol limits, greeting name, ...).
             pub fn with_config(mut self, config: Config) -> Self {
-                self.config = config;
+                self.settings.config = config;
+                self
+            }
+
+            /// Replaces every setting: engine configuration, limits, TLS and
+            /// authentication.
+            pub fn with_settings(mut self, settings: Settings) -> Self {
+                self.settings = settings;
+                self
+            }
+
+            /// Sets the server's [`Limits`] (hook timeout, connection limits).
+            pub fn with_limits(mut self, limits: Limits) -> Self {
+                self.settings.limits = limits;
+                self
+            }
+
+            /// Decides `AUTH PLAIN` and `AUTH LOGIN` with `authenticator`
+            /// (aiosmtpd's `authenticator`), beside the handler: the handler's
+            /// `handle_auth` is then not called.
+            pub fn with_authenticator(mut self, authenticator: impl Authenticator) -> Self {
+                self.settings.auth.set_authenticator(authenticator);
+                self
+            }
+
+            /// Offers a custom SASL mechanism (advertised in EHLO's AUTH line).
+            pub fn with_mechanism(mut self, mechanism: impl SaslMechanism) -> Self {
+                self.settings.auth.add_mechanism(mechanism);
                 self
             }
 
             /// The name in the greeting and HELO/EHLO replies (aiosmtpd's `server_hostname`).
             pub fn with_server_hostname(mut self, name: impl Into<String>) -> Self {
-                self.config.hostname = name.into();
+                self.settings.config.hostname = name.into();
                 self
             }
 
@@ -580,14 +592,14 @@ macro_rules! controller_common {
                 mut self,
                 server_config: std::sync::Arc<rustls::ServerConfig>,
             ) -> Self {
-                self.tls.starttls = Some(server_config);
+                self.settings.tls.starttls = Some(server_config);
                 self
             }
 
             /// Requires STARTTLS before anything but NOOP, EHLO, STARTTLS and QUIT
             /// (aiosmtpd's `require_starttls`; only with [`Self::with_starttls`]).
             pub fn with_require_starttls(mut self, require: bool) -> Self {
-                self.config.require_starttls = require;
+                self.settings.config.require_starttls = require;
                 self
             }
 
@@ -597,13 +609,18 @@ macro_rules! controller_common {
                 mut self,
                 server_config: std::sync::Arc<rustls::ServerConfig>,
             ) -> Self {
-                self.tls.implicit = Some(server_config);
+                self.settings.tls.implicit = Some(server_config);
                 self
             }
 
-            /// The configuration, to change before `start()`.
+            /// The engine configuration, to change before `start()`.
             pub fn config_mut(&mut self) -> &mut Config {
-                &mut self.config
+                &mut self.settings.config
+            }
+
+            /// The server's limits, to change before `start()`.
+            pub fn limits_mut(&mut self) -> &mut Limits {
+                &mut self.settings.limits
             }
 
             /// The handler.
@@ -671,4 +688,4 @@ macro_rules! controller_common {
 }
 
 controller_common!(ThreadedController);
-controller_common!(LocalController);
+controller_common!(UnthreadedController);

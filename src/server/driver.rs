@@ -1,23 +1,26 @@
-//! The connection driver: the one loop that feeds a stream's bytes to the engine,
-//! writes its replies, awaits the handler and arms the idle timer. Written once
-//! over futures-io for every runtime.
+//! The connection driver: feeds a stream's bytes to the engine and carries out
+//! what the engine asks, one method per [`Action`] — write a reply, hand over a
+//! body chunk, answer a hook, switch to TLS, close — with the idle timer and the
+//! shutdown signal around them. Written once over futures-io for every runtime.
 
 use std::future::poll_fn;
-use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Instant;
 
 use std::future::Future;
 
-use futures_lite::{AsyncRead, AsyncWriteExt, FutureExt};
+use futures_lite::{AsyncRead, AsyncWriteExt};
 
 use super::busy_poll::Spinner;
-use super::handler::{Handler, HandlerError};
-use super::runtime::{BoxStream, Runtime};
-use super::shutdown::Signal;
-use super::tls::{self, TlsSettings};
-use crate::proto::{Action, Ask, Config, Connection, Decision, HookCall, Outcome, Peer};
+use super::handler::Handler;
+use super::hooks::{self, HookState};
+use super::runtime::{AsyncTimer, BoxStream, Runtime};
+use super::settings::Shared;
+use super::shutdown::{Signal, Wait};
+use super::tls;
+use crate::proto::{Action, BodyChunk, Connection, Decision, HookCall, Peer, TlsInfo};
 
 /// Size of the read buffer each worker thread shares among its connections.
 const READ_BUF: usize = 64 * 1024;
@@ -29,6 +32,7 @@ thread_local! {
         std::cell::RefCell::new(vec![0; READ_BUF].into_boxed_slice());
 }
 
+/// What woke the driver while it waited for the client.
 enum Event {
     /// Bytes were read and given to the engine (`false`: the engine refused them).
     Input(bool),
@@ -38,177 +42,244 @@ enum Event {
     Shutdown,
 }
 
+/// The connection is gone (a write failed, the engine refused input, a TLS
+/// handshake failed): the driver stops.
+struct Gone;
+
 /// Serves one accepted connection until it closes (`refuse`: with `421` only).
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn drive<H: Handler>(
-    runtime: Arc<dyn Runtime>,
-    handler: Arc<H>,
-    config: Arc<Config>,
-    tls_settings: Arc<TlsSettings>,
-    mut stream: BoxStream,
+pub(crate) async fn serve_connection<H: Handler>(
+    runtime: &dyn Runtime,
+    shared: Arc<Shared<H>>,
+    stream: BoxStream,
     peer: Peer,
-    shutdown: Signal,
+    shutdown: &Signal,
     refuse: bool,
-    mut spinner: Spinner,
+    spinner: Spinner,
 ) {
     tracing::debug!(%peer, "connection opened");
-    let mut timer = runtime.new_timer(Instant::now());
-    let mut shutdown_wait = shutdown.wait();
-    let timeout = config.timeout;
-    let mut implicit_tls = None;
-    if let Some(server_config) = &tls_settings.implicit {
-        let deadline = Instant::now() + timeout;
+    let now = Instant::now();
+    let io = Io {
+        stream,
+        tls_active: false,
+        timer: runtime.new_timer(now),
+        armed: None,
+        last_input: now,
+        shutdown: shutdown.wait(),
+        hooks: HookState::default(),
+        spinner,
+        shared,
+    };
+    if let Ok(mut driver) = Driver::open(io, peer, refuse).await {
+        let _ = driver.run().await;
+    }
+}
+
+/// One connection: the engine, and the I/O side that carries out its actions.
+/// The two are separate fields so an action (which borrows the engine) can be
+/// carried out by the I/O side.
+struct Driver<H> {
+    conn: Connection,
+    io: Io<H>,
+}
+
+/// The I/O side of a connection: the stream, the timer, the shutdown signal and
+/// the hooks.
+struct Io<H> {
+    shared: Arc<Shared<H>>,
+    stream: BoxStream,
+    /// TLS needs its close_notify on close; plain TCP only the close itself.
+    tls_active: bool,
+    timer: Pin<Box<dyn AsyncTimer>>,
+    /// The deadline the timer is armed for (`None`: not armed for the engine's).
+    armed: Option<Instant>,
+    /// When the last bytes were read.
+    last_input: Instant,
+    shutdown: Wait,
+    hooks: HookState,
+    spinner: Spinner,
+}
+
+impl<H: Handler> Driver<H> {
+    /// The implicit TLS handshake when the server speaks TLS from the first
+    /// byte, then the engine.
+    async fn open(mut io: Io<H>, peer: Peer, refuse: bool) -> Result<Self, Gone> {
+        let implicit_tls = match io.shared.tls.implicit.clone() {
+            Some(server_config) => Some(io.handshake(server_config).await?),
+            None => None,
+        };
+        let config = io.shared.config.clone();
+        let now = Instant::now();
+        let mut conn = if refuse {
+            Connection::refused(config, peer, now)
+        } else {
+            Connection::new(config, peer, now)
+        };
+        if let Some(info) = implicit_tls {
+            conn = conn.with_tls(info);
+        }
+        Ok(Driver { conn, io })
+    }
+
+    /// Carries out the engine's actions, then waits for the client, until the
+    /// engine says close.
+    async fn run(&mut self) -> Result<(), Gone> {
+        loop {
+            while let Some(action) = self.conn.poll_action() {
+                match action {
+                    Action::Send(bytes) => self.io.send(bytes).await?,
+                    Action::Body(body) => self.io.body(body).await,
+                    Action::Hook(call) => {
+                        let decision = self.io.hook(call).await;
+                        let now = Instant::now();
+                        match decision {
+                            Some(d) => self.conn.handle_decision(now, d).map_err(|_| Gone)?,
+                            None => {
+                                tracing::warn!("handler hook timed out");
+                                self.conn.handle_hook_timeout(now);
+                            }
+                        }
+                    }
+                    Action::StartTls => {
+                        let info = self.io.start_tls().await?;
+                        self.conn
+                            .handle_tls_established(Instant::now(), info)
+                            .map_err(|_| Gone)?;
+                    }
+                    Action::Close => {
+                        self.io.close().await;
+                        return Ok(());
+                    }
+                }
+            }
+            // The engine already has the time of an input; the rarer events
+            // read it here (a clock read per command saved).
+            match self.io.wait(&mut self.conn).await {
+                Event::Input(true) => {}
+                Event::Input(false) => return Err(Gone),
+                Event::Closed => self.conn.handle_peer_closed(Instant::now()),
+                Event::Timeout => {
+                    self.io.armed = None;
+                    self.conn.handle_timeout(Instant::now());
+                }
+                Event::Shutdown => self.conn.handle_shutdown(Instant::now()),
+            }
+        }
+    }
+}
+
+impl<H: Handler> Io<H> {
+    /// [`Action::Send`]: writes a reply.
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), Gone> {
+        // Reply codes only: a text may echo what an authenticator or handler
+        // said, and credentials must never reach the logs.
+        if tracing::enabled!(tracing::Level::TRACE) {
+            tracing::trace!(codes = %reply_codes(bytes), "<<");
+        }
+        if self.stream.write_all(bytes).await.is_err() || self.stream.flush().await.is_err() {
+            return Err(Gone);
+        }
+        Ok(())
+    }
+
+    /// [`Action::Body`]: hands a body chunk to the handler.
+    async fn body(&mut self, body: BodyChunk<'_>) {
+        hooks::data_chunk(&*self.shared.handler, &mut self.hooks, body).await
+    }
+
+    /// [`Action::Hook`]: the handler's decision, or `None` when the hook
+    /// outlived the hook timeout.
+    async fn hook(&mut self, call: HookCall<'_>) -> Option<Decision> {
+        let hook = hooks::decide(&self.shared, &mut self.hooks, call);
+        let Some(limit) = self.shared.limits.hook_timeout else {
+            return Some(hook.await);
+        };
+        self.timer.as_mut().reset(Instant::now() + limit);
+        self.armed = None;
+        let timer = &mut self.timer;
+        let mut hook = std::pin::pin!(hook);
+        poll_fn(|cx| {
+            if let Poll::Ready(d) = hook.as_mut().poll(cx) {
+                return Poll::Ready(Some(d));
+            }
+            timer.as_mut().poll(cx).map(|()| None)
+        })
+        .await
+    }
+
+    /// [`Action::StartTls`]: the STARTTLS handshake.
+    async fn start_tls(&mut self) -> Result<TlsInfo, Gone> {
+        let server_config = self.shared.tls.starttls.clone().ok_or(Gone)?;
+        self.handshake(server_config).await
+    }
+
+    /// A TLS handshake on the stream, bounded by the idle timeout and the
+    /// shutdown signal.
+    async fn handshake(
+        &mut self,
+        server_config: Arc<rustls::ServerConfig>,
+    ) -> Result<TlsInfo, Gone> {
+        let plain = std::mem::replace(&mut self.stream, Box::new(Detached));
+        let deadline = Instant::now() + self.shared.config.timeout;
         match tls::accept(
-            server_config.clone(),
-            stream,
-            &mut timer,
+            server_config,
+            plain,
+            &mut self.timer,
             deadline,
-            &mut shutdown_wait,
+            &mut self.shutdown,
         )
         .await
         {
             Ok((tls_stream, info)) => {
-                stream = tls_stream;
-                implicit_tls = Some(info);
+                self.stream = tls_stream;
+                self.tls_active = true;
+                self.armed = None;
+                Ok(info)
             }
             Err(e) => {
                 tracing::debug!(error = %e, "TLS handshake failed");
-                return;
+                Err(Gone)
             }
         }
     }
-    let hook_timeout = config.hook_timeout;
-    let mut conn = if refuse {
-        Connection::refused(config, peer, Instant::now())
-    } else {
-        Connection::new(config, peer, Instant::now())
-    };
-    // TLS needs its close_notify on close; plain TCP only the close itself.
-    let mut tls_active = implicit_tls.is_some();
-    if let Some(info) = implicit_tls {
-        conn = conn.with_tls(info);
-    }
-    let mut armed: Option<Instant> = None;
-    // When the last bytes were read.
-    let mut last_input = Instant::now();
-    let mut chunk_error: Option<HandlerError> = None;
-    let mut auth_state: Vec<u8> = Vec::new();
-    loop {
-        while let Some(action) = conn.poll_action() {
-            match action {
-                Action::Send(bytes) => {
-                    // Reply codes only: a text may echo what an authenticator or
-                    // handler said, and credentials must never reach the logs.
-                    if tracing::enabled!(tracing::Level::TRACE) {
-                        tracing::trace!(codes = %reply_codes(bytes), "<<");
-                    }
-                    if stream.write_all(bytes).await.is_err() || stream.flush().await.is_err() {
-                        return;
-                    }
-                }
-                Action::Body(body) => {
-                    if body.offset == 0 {
-                        chunk_error = None;
-                    }
-                    if chunk_error.is_none() {
-                        let fut =
-                            handler.handle_data_chunk(body.session, body.envelope, body.chunk);
-                        match AssertUnwindSafe(fut).catch_unwind().await {
-                            Ok(Ok(())) => {}
-                            Ok(Err(e)) => chunk_error = Some(e),
-                            Err(panic) => chunk_error = Some(HandlerError::from_panic(panic)),
-                        }
-                    }
-                }
-                Action::Hook(call) => {
-                    let decision = {
-                        let hook = run_hook(&*handler, call, &mut chunk_error, &mut auth_state);
-                        match hook_timeout {
-                            None => Some(hook.await),
-                            Some(limit) => {
-                                timer.as_mut().reset(Instant::now() + limit);
-                                armed = None;
-                                let mut hook = std::pin::pin!(hook);
-                                poll_fn(|cx| {
-                                    if let Poll::Ready(d) = hook.as_mut().poll(cx) {
-                                        return Poll::Ready(Some(d));
-                                    }
-                                    timer.as_mut().poll(cx).map(|()| None)
-                                })
-                                .await
-                            }
-                        }
-                    };
-                    let now = Instant::now();
-                    match decision {
-                        Some(d) => {
-                            if conn.handle_decision(now, d).is_err() {
-                                return;
-                            }
-                        }
-                        None => {
-                            tracing::warn!("handler hook timed out");
-                            conn.handle_hook_timeout(now);
-                        }
-                    }
-                }
-                Action::StartTls => {
-                    let Some(server_config) = tls_settings.starttls.clone() else {
-                        return;
-                    };
-                    let plain = std::mem::replace(&mut stream, Box::new(Detached));
-                    let deadline = Instant::now() + timeout;
-                    match tls::accept(
-                        server_config,
-                        plain,
-                        &mut timer,
-                        deadline,
-                        &mut shutdown_wait,
-                    )
-                    .await
-                    {
-                        Ok((tls_stream, info)) => {
-                            stream = tls_stream;
-                            tls_active = true;
-                            armed = None;
-                            if conn.handle_tls_established(Instant::now(), info).is_err() {
-                                return;
-                            }
-                        }
-                        Err(e) => {
-                            tracing::debug!(error = %e, "STARTTLS handshake failed");
-                            return;
-                        }
-                    }
-                }
-                Action::Close => {
-                    if tls_active {
-                        let _ = stream.close().await;
-                    }
-                    // Plain TCP: dropping the stream closes the socket, which sends
-                    // the FIN after the replies already written (a shutdown(2)
-                    // first would only cost a system call).
-                    tracing::debug!("connection closed");
-                    return;
-                }
-            }
+
+    /// [`Action::Close`].
+    async fn close(&mut self) {
+        if self.tls_active {
+            let _ = self.stream.close().await;
         }
+        // Plain TCP: dropping the stream closes the socket, which sends the FIN
+        // after the replies already written (a shutdown(2) first would only
+        // cost a system call).
+        tracing::debug!("connection closed");
+    }
+
+    /// Waits for the client's next bytes (given to `conn` as they arrive), the
+    /// engine's deadline or the shutdown signal.
+    async fn wait(&mut self, conn: &mut Connection) -> Event {
         // The timer is re-armed only when the deadline comes earlier than the
         // armed one: every command moves the deadline later, and re-arming a
         // timer per command costs more than the rare early wake-up (the engine
         // ignores a timeout before its deadline, and the timer is then re-armed).
         let deadline = conn.poll_timeout();
         if let Some(d) = deadline
-            && armed.is_none_or(|a| d < a)
+            && self.armed.is_none_or(|a| d < a)
         {
-            timer.as_mut().reset(d);
-            armed = Some(d);
+            self.timer.as_mut().reset(d);
+            self.armed = Some(d);
         }
         // A client that keeps every read busy without finishing a line still
         // meets its deadline (the timer below is polled only when a read waits).
-        let overdue = deadline.is_some_and(|d| last_input >= d);
-        let event = poll_fn(|cx| {
-            if shutdown_wait.poll_fired(cx).is_ready() {
+        let overdue = deadline.is_some_and(|d| self.last_input >= d);
+        let Io {
+            stream,
+            timer,
+            last_input,
+            shutdown,
+            spinner,
+            ..
+        } = self;
+        poll_fn(|cx| {
+            if shutdown.poll_fired(cx).is_ready() {
                 return Poll::Ready(Event::Shutdown);
             }
             if overdue {
@@ -217,7 +288,7 @@ pub(crate) async fn drive<H: Handler>(
             // The engine takes the bytes inside this poll, so the buffer is
             // never held across an await.
             let input = READ_BUFFER.with_borrow_mut(|buf| {
-                let read = match std::pin::Pin::new(&mut stream).poll_read(cx, buf) {
+                let read = match Pin::new(&mut *stream).poll_read(cx, buf) {
                     Poll::Ready(read) => read,
                     // Alone on the server: meet the next command as it lands
                     // instead of sleeping until the event loop reports it.
@@ -229,8 +300,8 @@ pub(crate) async fn drive<H: Handler>(
                 Poll::Ready(match read {
                     Ok(0) | Err(_) => Event::Closed,
                     Ok(n) => {
-                        last_input = Instant::now();
-                        let fed = conn.handle_input(last_input, &buf[..n]);
+                        *last_input = Instant::now();
+                        let fed = conn.handle_input(*last_input, &buf[..n]);
                         Event::Input(fed.is_ok())
                     }
                 })
@@ -247,135 +318,7 @@ pub(crate) async fn drive<H: Handler>(
             }
             Poll::Pending
         })
-        .await;
-        // The engine already has the time of an input; the rarer events read it
-        // here (a clock read per command saved).
-        match event {
-            Event::Closed => conn.handle_peer_closed(Instant::now()),
-            Event::Input(fed) => {
-                if !fed {
-                    return;
-                }
-            }
-            Event::Timeout => {
-                armed = None;
-                conn.handle_timeout(Instant::now());
-            }
-            Event::Shutdown => conn.handle_shutdown(Instant::now()),
-        }
-    }
-}
-
-/// Calls the handler hook for `call`, turning errors and panics into decisions
-/// (through `handle_exception`).
-async fn run_hook<H: Handler>(
-    handler: &H,
-    call: HookCall<'_>,
-    chunk_error: &mut Option<HandlerError>,
-    auth_state: &mut Vec<u8>,
-) -> Decision {
-    let is_auth = matches!(call.ask, Ask::Auth { .. } | Ask::AuthStep { .. });
-    let HookCall {
-        ask,
-        session,
-        envelope,
-    } = call;
-    let hook = async {
-        let auth = match ask {
-            Ask::Auth {
-                mechanism,
-                login,
-                password,
-            } => Some(
-                handler
-                    .handle_auth(session, envelope, mechanism, login, password)
-                    .await,
-            ),
-            Ask::AuthStep {
-                mechanism,
-                step,
-                response,
-            } => {
-                if *step == 0 {
-                    auth_state.clear();
-                }
-                Some(
-                    handler
-                        .handle_auth_step(
-                            session,
-                            mechanism,
-                            *step,
-                            response.as_deref(),
-                            auth_state,
-                        )
-                        .await,
-                )
-            }
-            _ => None,
-        };
-        if let Some(result) = auth {
-            return result.map(Decision::Auth);
-        }
-        let outcome = match ask {
-            Ask::Helo { hostname } => handler.handle_helo(session, envelope, hostname).await,
-            Ask::Ehlo {
-                hostname,
-                extensions,
-            } => {
-                handler
-                    .handle_ehlo(session, envelope, hostname, extensions)
-                    .await
-            }
-            Ask::Mail { address, options } => {
-                handler
-                    .handle_mail(session, envelope, address, options)
-                    .await
-            }
-            Ask::Rcpt { address, options } => {
-                handler
-                    .handle_rcpt(session, envelope, address, options)
-                    .await
-            }
-            Ask::Data => match chunk_error.take() {
-                Some(e) => Err(e),
-                None => handler.handle_data(session, envelope).await,
-            },
-            Ask::LmtpData => {
-                return match chunk_error.take() {
-                    Some(e) => Err(e),
-                    None => handler
-                        .handle_lmtp_data(session, envelope)
-                        .await
-                        .map(Decision::Recipients),
-                };
-            }
-            Ask::Proxy => handler.handle_proxy(session, envelope).await,
-            Ask::Rset => handler.handle_rset(session, envelope).await,
-            Ask::Noop { arg } => handler.handle_noop(session, envelope, arg.as_deref()).await,
-            Ask::Quit => handler.handle_quit(session, envelope).await,
-            Ask::Vrfy { address } => handler.handle_vrfy(session, envelope, address).await,
-            Ask::Auth { .. } | Ask::AuthStep { .. } => Ok(Outcome::Default),
-        };
-        outcome.map(Decision::Outcome)
-    };
-    let error = match AssertUnwindSafe(hook).catch_unwind().await {
-        Ok(Ok(decision)) => return decision,
-        Ok(Err(e)) => e,
-        Err(panic) => HandlerError::from_panic(panic),
-    };
-    if is_auth {
-        // Never log what an authenticator said: it may echo credentials.
-        tracing::warn!("authenticator failed");
-    } else {
-        tracing::warn!(error = %error, "handler hook failed");
-    }
-    match AssertUnwindSafe(handler.handle_exception(&error))
-        .catch_unwind()
         .await
-    {
-        Ok(Some(reply)) => Decision::Outcome(Outcome::Reply(reply)),
-        Ok(None) => Decision::Failed(error.to_failure()),
-        Err(panic) => Decision::Failed(HandlerError::from_panic(panic).to_failure()),
     }
 }
 
@@ -436,7 +379,13 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::handlers::Sink;
+    use crate::proto::Config;
+    use crate::server::Settings;
+
+    /// aiosmtpd's default for every hook.
+    struct Defaults;
+
+    impl Handler for Defaults {}
 
     /// A client whose bytes are always there: every read returns a full
     /// buffer of `x` (never a line end) until `until`, then end of stream.
@@ -490,19 +439,18 @@ mod tests {
             until: Instant::now() + Duration::from_secs(5),
             written: written.clone(),
         };
-        let config = Arc::new(Config::new("flood.test").with_timeout(Duration::from_millis(100)));
+        let config = Config::new("flood.test").with_timeout(Duration::from_millis(100));
         let rt = ::tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        rt.block_on(drive(
-            Arc::new(crate::tokio::TokioRuntime),
-            Arc::new(Sink),
-            config,
-            Arc::new(TlsSettings::default()),
+        let shared = Settings::new(config).share(Arc::new(Defaults));
+        rt.block_on(serve_connection(
+            &crate::tokio::TokioRuntime,
+            shared,
             Box::new(stream),
             Peer::Unix,
-            Signal::new(),
+            &Signal::new(),
             false,
             Spinner::new(None, Arc::new(AtomicUsize::new(1))),
         ));

@@ -1,9 +1,9 @@
 //! AUTH through a running controller: custom SASL mechanisms, authenticator
-//! replies and data, `auth_required`, handlers without `Authenticated`.
+//! replies and data, `auth_required`, handlers that decide AUTH themselves (no authenticator).
 //! (AUTH over TLS with lettre is in `tls.rs`.)
 
 use smtpkit::proto::{AuthData, AuthResult};
-use smtpkit::server::{Authenticated, Authenticator, SaslMechanism};
+use smtpkit::server::{Authenticator, SaslMechanism};
 use smtpkit::{Envelope, Handler, HandlerError, Reply, Session};
 
 use super::util::*;
@@ -61,8 +61,9 @@ fn ehlo_with_auth(mechanisms: &str) -> Vec<String> {
 #[test]
 fn custom_mechanism_with_two_challenge_rounds() {
     let recorder = SessionRecorder::default();
-    let handler = Authenticated::new(recorder.clone(), alice()).with_mechanism(TwoRounds);
-    let mut controller = tcp_controller(handler);
+    let mut controller = tcp_controller(recorder.clone())
+        .with_authenticator(alice())
+        .with_mechanism(TwoRounds);
     controller.config_mut().auth_require_tls = false;
     controller.start().unwrap();
     let mut client = Client::connect(addr_of(&controller));
@@ -115,7 +116,7 @@ fn custom_mechanism_with_two_challenge_rounds() {
 #[test]
 fn builtin_mechanisms_through_the_driver() {
     let recorder = SessionRecorder::default();
-    let mut controller = tcp_controller(Authenticated::new(recorder.clone(), alice()));
+    let mut controller = tcp_controller(recorder.clone()).with_authenticator(alice());
     controller.config_mut().auth_require_tls = false;
     controller.start().unwrap();
     let addr = addr_of(&controller);
@@ -204,7 +205,7 @@ impl Authenticator for WithUserId {
 #[test]
 fn authenticator_custom_failure_reply() {
     let recorder = SessionRecorder::default();
-    let mut controller = tcp_controller(Authenticated::new(recorder, Unavailable));
+    let mut controller = tcp_controller(recorder).with_authenticator(Unavailable);
     controller.config_mut().auth_require_tls = false;
     controller.start().unwrap();
     let mut client = Client::connect(addr_of(&controller));
@@ -233,7 +234,7 @@ fn authenticator_custom_failure_reply() {
 #[test]
 fn authenticator_attaches_auth_data() {
     let recorder = SessionRecorder::default();
-    let mut controller = tcp_controller(Authenticated::new(recorder.clone(), WithUserId));
+    let mut controller = tcp_controller(recorder.clone()).with_authenticator(WithUserId);
     controller.config_mut().auth_require_tls = false;
     controller.start().unwrap();
     let mut client = Client::connect(addr_of(&controller));
@@ -271,7 +272,7 @@ fn authenticator_attaches_auth_data() {
 #[test]
 fn auth_required_blocks_mail_until_authenticated() {
     let recorder = SessionRecorder::default();
-    let mut controller = starttls_controller(Authenticated::new(recorder.clone(), alice()));
+    let mut controller = starttls_controller(recorder.clone()).with_authenticator(alice());
     controller.config_mut().auth_required = true;
     controller.start().unwrap();
     const REQUIRED: &str = "530 5.7.0 Authentication required";
@@ -312,7 +313,7 @@ fn auth_required_blocks_mail_until_authenticated() {
     controller.stop().unwrap();
 }
 
-/// A handler with its own `handle_auth` (no `Authenticated`), failing with an
+/// A handler with its own `handle_auth` (no authenticator), failing with an
 /// error for one user.
 struct OwnAuth;
 

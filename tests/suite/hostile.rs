@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use smtpkit::server::Authenticated;
+use smtpkit::server::Limits;
 use smtpkit::{Envelope, Handler, HookResult, Session};
 
 use crate::rt;
@@ -51,11 +51,10 @@ fn good_client(addr: std::net::SocketAddr) {
 
 #[test]
 fn max_connections_refuses_with_421_and_recovers() {
-    let mut cfg = config();
-    cfg.max_connections = Some(2);
     let recorder = Recorder::default();
     let inbox = recorder.inbox.clone();
-    let mut controller = tcp_controller(recorder).with_config(cfg);
+    let mut controller = tcp_controller(recorder).with_config(config());
+    controller.limits_mut().max_connections = Some(2);
     controller.start().unwrap();
     let addr = addr_of(&controller);
     let mut a = Client::connect(addr);
@@ -90,9 +89,8 @@ fn max_connections_refuses_with_421_and_recovers() {
 
 #[test]
 fn max_connections_per_ip() {
-    let mut cfg = config();
-    cfg.max_connections_per_ip = Some(1);
-    let mut controller = tcp_controller(Recorder::default()).with_config(cfg);
+    let mut controller = tcp_controller(Recorder::default()).with_config(config());
+    controller.limits_mut().max_connections_per_ip = Some(1);
     controller.start().unwrap();
     let addr = addr_of(&controller);
     let mut a = Client::connect(addr);
@@ -138,13 +136,16 @@ impl Handler for Stuck {
 
 #[test]
 fn a_hook_that_never_answers_gets_421_and_the_server_survives() {
-    let mut cfg = config();
-    cfg.hook_timeout = Some(Duration::from_millis(300));
-    // One connection at a time: the stuck one must give its slot back.
-    cfg.max_connections = Some(1);
     let stuck = Stuck::default();
     let live = stuck.live.clone();
-    let mut controller = tcp_controller(stuck).with_config(cfg);
+    let mut controller = tcp_controller(stuck)
+        .with_config(config())
+        .with_limits(Limits {
+            hook_timeout: Some(Duration::from_millis(300)),
+            // One connection at a time: the stuck one must give its slot back.
+            max_connections: Some(1),
+            ..Limits::default()
+        });
     controller.start().unwrap();
     let addr = addr_of(&controller);
     let mut c = Client::connect(addr);
@@ -517,7 +518,7 @@ fn alice_sends<S: Read + Write>(c: &mut Client<S>) {
 fn connection_reset_mid_auth() {
     let (_controller, inbox, addr, traffic) = under_traffic(
         |recorder| {
-            let mut controller = tcp_controller(Authenticated::new(recorder, alice()));
+            let mut controller = tcp_controller(recorder).with_authenticator(alice());
             controller.config_mut().auth_require_tls = false;
             controller
         },
@@ -546,7 +547,7 @@ fn connection_reset_mid_auth() {
 #[test]
 fn connection_reset_mid_auth_over_tls() {
     let (_controller, inbox, addr, traffic) = under_traffic(
-        |recorder| starttls_controller(Authenticated::new(recorder, alice())),
+        |recorder| starttls_controller(recorder).with_authenticator(alice()),
         Via::StartTls,
     );
     let ehlo = || {

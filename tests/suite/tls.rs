@@ -5,7 +5,6 @@
 use lettre::Transport;
 use lettre::transport::smtp::authentication::Mechanism;
 use lettre::transport::smtp::client::Tls;
-use smtpkit::server::Authenticated;
 
 use super::util::*;
 use crate::rt;
@@ -36,7 +35,8 @@ fn ehlo_over_tls() -> Vec<String> {
 
 fn lettre_starttls_auth(mechanism: Mechanism, name: &str) {
     let recorder = SessionRecorder::default();
-    let mut controller = starttls_controller(Authenticated::new(recorder.clone(), alice()))
+    let mut controller = starttls_controller(recorder.clone())
+        .with_authenticator(alice())
         .with_require_starttls(true);
     controller.start().unwrap();
     let port = addr_of(&controller).port();
@@ -83,7 +83,7 @@ fn lettre_starttls_auth_login() {
 #[test]
 fn lettre_starttls_wrong_password_gets_535() {
     let recorder = SessionRecorder::default();
-    let mut controller = starttls_controller(Authenticated::new(recorder.clone(), alice()));
+    let mut controller = starttls_controller(recorder.clone()).with_authenticator(alice());
     controller.start().unwrap();
     let port = addr_of(&controller).port();
     let msg = message("anne@example.com", &["bart@example.com"], "no", "x\n");
@@ -104,7 +104,7 @@ fn lettre_starttls_wrong_password_gets_535() {
 #[test]
 fn lettre_implicit_tls_auth_plain() {
     let recorder = SessionRecorder::default();
-    let mut controller = implicit_tls_controller(Authenticated::new(recorder.clone(), alice()));
+    let mut controller = implicit_tls_controller(recorder.clone()).with_authenticator(alice());
     assert!(controller.config_mut().auth_require_tls, "the default");
     controller.start().unwrap();
     let port = addr_of(&controller).port();
