@@ -10,8 +10,10 @@
 //!   "close" (`poll_*`). It never blocks, reads a clock, does I/O or panics.
 //!   **Drain [`proto::Connection::poll_action`] after every input.**
 //! - `server` (with a runtime feature): the [`Handler`] trait with aiosmtpd's hooks,
-//!   the one connection driver over futures-io, and the controller logic.
-//! - runtime modules (`smtpkit::tokio`, feature `runtime-tokio`): `Controller`,
+//!   the hook table, the authenticator beside the handler, the settings, the one
+//!   connection driver over futures-io, and the controller logic.
+//! - runtime modules (`smtpkit::tokio`, `smtpkit::smol`, `smtpkit::async_std`,
+//!   features `runtime-*`): each a `Runtime` impl plus the generated `Controller`,
 //!   `UnixSocketController`, `UnthreadedController`,
 //!   `UnixSocketUnthreadedController` and `serve`.
 //!
