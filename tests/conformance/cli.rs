@@ -76,7 +76,26 @@ enum Target {
 }
 
 impl Server {
+    /// Starts the group's server; a port that another socket took meanwhile (a
+    /// client's ephemeral port, say) makes the server exit, and it is started
+    /// again on another.
     fn start(group: &str, template: &str, runtime: &str, work: &Path) -> Result<Server, String> {
+        let mut last = String::new();
+        for _attempt in 0..5 {
+            match Server::start_once(group, template, runtime, work) {
+                Ok(server) => return Ok(server),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    fn start_once(
+        group: &str,
+        template: &str,
+        runtime: &str,
+        work: &Path,
+    ) -> Result<Server, String> {
         let data = data_dir();
         let port = free_port();
         let sock = work.join(format!("{group}.sock"));
@@ -114,8 +133,14 @@ impl Server {
             if let Ok(Some(status)) = server.child.try_wait() {
                 return Err(format!("{group}: smtpkit {args:?} exited with {status}"));
             }
-            if server.target.connect().is_ok() {
-                return Ok(server);
+            if server.target.listening() {
+                // Listening, and still running (not a server that bound
+                // nothing and is exiting).
+                std::thread::sleep(Duration::from_millis(20));
+                if let Ok(None) = server.child.try_wait() {
+                    return Ok(server);
+                }
+                continue;
             }
             if Instant::now() > deadline {
                 return Err(format!("{group}: smtpkit {args:?} did not listen"));
@@ -157,6 +182,16 @@ enum Sock {
 }
 
 impl Target {
+    /// A server accepts there (a TCP connection to a port nobody listens on
+    /// can connect to itself on loopback: that one does not count).
+    fn listening(&self) -> bool {
+        match self.connect() {
+            Ok(Sock::Tcp(ref s)) => s.local_addr().ok() != s.peer_addr().ok(),
+            Ok(Sock::Unix(_)) => true,
+            Err(_) => false,
+        }
+    }
+
     fn connect(&self) -> std::io::Result<Sock> {
         Ok(match self {
             Target::Tcp(port) => {
