@@ -48,9 +48,12 @@ fn config(group: &str) -> Config {
     config
 }
 
-/// Replays `dialog` into the engine.
-pub fn replay(dialog: &Dialog) -> Result<(), String> {
+/// Replays `dialog` into the engine, every send whole (`split`: `None`) or in
+/// pieces of `split` bytes (large sends in 4093-byte pieces), which must not
+/// change a single reply.
+pub fn replay(dialog: &Dialog, split: Option<usize>) -> Result<(), String> {
     let connector = Engine {
+        split,
         config: Arc::new(config(&dialog.group)),
         peer: if dialog.group == "unix" {
             Peer::Unix
@@ -62,6 +65,7 @@ pub fn replay(dialog: &Dialog) -> Result<(), String> {
 }
 
 struct Engine {
+    split: Option<usize>,
     config: Arc<Config>,
     peer: Peer,
 }
@@ -71,6 +75,7 @@ impl Connector for Engine {
         assert!(!tls, "the engine replay has no TLS");
         let now = Instant::now();
         let mut wire = EngineWire {
+            split: self.split,
             conn: Connection::new(self.config.clone(), self.peer.clone(), now),
             now,
             out: Vec::new(),
@@ -83,6 +88,7 @@ impl Connector for Engine {
 
 /// A connection to the engine: what it sends collects in `out`.
 struct EngineWire {
+    split: Option<usize>,
     conn: Connection,
     now: Instant,
     out: Vec<u8>,
@@ -132,8 +138,16 @@ impl EngineWire {
 
 impl Wire for EngineWire {
     fn send(&mut self, data: &[u8]) {
-        if !self.closed {
-            let _ = self.conn.handle_input(self.now, data);
+        let piece = match self.split {
+            None => data.len().max(1),
+            Some(_) if data.len() > 64 * 1024 => 4093,
+            Some(n) => n,
+        };
+        for chunk in data.chunks(piece) {
+            if self.closed {
+                return;
+            }
+            let _ = self.conn.handle_input(self.now, chunk);
             self.drain();
         }
     }

@@ -4,7 +4,8 @@
 //!
 //! - **engine**: every dialog of the groups that need no TLS, straight into a
 //!   `smtpkit::proto::Connection` with the configuration the CLI builds for the
-//!   group, on a virtual clock (timeouts fire at once);
+//!   group, on a virtual clock (timeouts fire at once), each send whole and
+//!   again one byte at a time;
 //! - **cli**: every dialog of every group against the `smtpkit` binary started
 //!   with the group's command line (`servers.json`), over loopback, a Unix
 //!   socket, STARTTLS and implicit TLS, once per runtime compiled in (tokio,
@@ -62,9 +63,21 @@ fn engine_answers_as_aiosmtpd() {
     let results = dialogs
         .iter()
         .filter(|d| engine::replays(&d.group))
-        .map(|d| (d, engine::replay(d)))
+        .map(|d| (d, engine::replay(d, None)))
         .collect();
     judge(Level::Engine, "engine", results);
+}
+
+/// The same dialogs with every send fed to the engine one byte at a time.
+#[test]
+fn engine_answers_the_same_whatever_the_split() {
+    let dialogs = dialog::load_all();
+    let results = dialogs
+        .iter()
+        .filter(|d| engine::replays(&d.group))
+        .map(|d| (d, engine::replay(d, Some(1))))
+        .collect();
+    judge(Level::Engine, "engine, one byte per read", results);
 }
 
 #[cfg(feature = "runtime-tokio")]
