@@ -5,9 +5,8 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
 use std::pin::Pin;
+use std::sync::Arc;
 
 use crate::proto::{AuthResult, Session};
 

@@ -1,15 +1,14 @@
-//! The connection driver: feeds a stream's bytes to the engine and carries out
-//! what the engine asks, one method per [`Action`] — write a reply, hand over a
+//! The connection driver: a `Driver` per connection (the engine and the loop)
+//! and its `Io` side, which feeds the stream's bytes to the engine and carries
+//! out what the engine asks, one method per [`Action`] — write a reply, hand over a
 //! body chunk, answer a hook, switch to TLS, close — with the idle timer and the
 //! shutdown signal around them. Written once over futures-io for every runtime.
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Instant;
-
-use std::future::Future;
 
 use futures_lite::{AsyncRead, AsyncWriteExt};
 
@@ -104,7 +103,7 @@ impl<H: Handler> Driver<H> {
     /// byte, then the engine.
     async fn open(mut io: Io<H>, peer: Peer, refuse: bool) -> Result<Self, Gone> {
         let implicit_tls = match io.shared.tls.implicit.clone() {
-            Some(server_config) => Some(io.handshake(server_config).await?),
+            Some(server_config) => Some(io.handshake(server_config, "TLS handshake failed").await?),
             None => None,
         };
         let config = io.shared.config.clone();
@@ -209,14 +208,16 @@ impl<H: Handler> Io<H> {
     /// [`Action::StartTls`]: the STARTTLS handshake.
     async fn start_tls(&mut self) -> Result<TlsInfo, Gone> {
         let server_config = self.shared.tls.starttls.clone().ok_or(Gone)?;
-        self.handshake(server_config).await
+        self.handshake(server_config, "STARTTLS handshake failed")
+            .await
     }
 
     /// A TLS handshake on the stream, bounded by the idle timeout and the
-    /// shutdown signal.
+    /// shutdown signal; `failure` is what the log says when it fails.
     async fn handshake(
         &mut self,
         server_config: Arc<rustls::ServerConfig>,
+        failure: &'static str,
     ) -> Result<TlsInfo, Gone> {
         let plain = std::mem::replace(&mut self.stream, Box::new(Detached));
         let deadline = Instant::now() + self.shared.config.timeout;
@@ -236,7 +237,7 @@ impl<H: Handler> Io<H> {
                 Ok(info)
             }
             Err(e) => {
-                tracing::debug!(error = %e, "TLS handshake failed");
+                tracing::debug!(error = %e, "{failure}");
                 Err(Gone)
             }
         }

@@ -282,7 +282,9 @@ pub trait Handler: Send + Sync + 'static {
     /// aiosmtpd without an authenticator. On success the engine records
     /// `session.authenticated`, `auth_mechanism` and `auth_identity`; set
     /// `session.auth_data` here to attach your own data. See
-    /// [`crate::server::Authenticator`] for a handler-independent authenticator.
+    /// [`crate::server::Authenticator`] for a handler-independent authenticator:
+    /// when a server has one ([`crate::server::Authentication`]), it decides
+    /// instead and this hook is not called.
     fn handle_auth(
         &self,
         session: &mut Session,
@@ -306,6 +308,8 @@ pub trait Handler: Send + Sync + 'static {
     /// its initial response, if any), then one step per client response. Return
     /// `AuthResult::Challenge(bytes)` to send `334 base64(bytes)`, or success or
     /// failure. `state` is scratch space kept for the exchange. Default: refuse.
+    /// A [`crate::server::SaslMechanism`] of the same name set beside the
+    /// handler ([`crate::server::Authentication`]) takes precedence.
     fn handle_auth_step(
         &self,
         session: &mut Session,

@@ -8,8 +8,8 @@
 //!   handler in [`Authentication`], and [`FileAuthenticator`];
 //! - `settings.rs`: [`Settings`] (the engine's [`Config`], the server's
 //!   [`Limits`], TLS, authentication);
-//! - `driver.rs`: one struct per connection with one method per engine
-//!   [`Action`];
+//! - `driver.rs`: a `Driver` per connection (the engine and the loop) and its
+//!   `Io` side, with one method per engine [`Action`];
 //! - `accept.rs`: the accept loop and connection limits; `busy_poll.rs`;
 //!   `shutdown.rs`; `tls.rs`;
 //! - `controller.rs`: aiosmtpd's threaded and unthreaded controllers, generic
@@ -56,7 +56,7 @@ use std::sync::Arc;
 pub async fn serve<R: Runtime + Default, H: Handler>(
     listener: std::net::TcpListener,
     handler: H,
-    settings: Settings,
+    settings: impl Into<Settings>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
@@ -68,7 +68,7 @@ pub async fn serve<R: Runtime + Default, H: Handler>(
         shutdown.await;
         fire.fire();
     }));
-    let shared = settings.share(Arc::new(handler));
+    let shared = settings.into().share(Arc::new(handler));
     // The caller's runtime may have other work: never spin on it.
     accept::accept_loop(Arc::new(runtime), vec![listener], shared, signal, None).await;
     Ok(())

@@ -26,14 +26,14 @@ macro_rules! runtime_names {
         pub type UnixSocketUnthreadedController<H> =
             $crate::server::UnthreadedController<H, $runtime, $crate::server::Unix>;
 
-        #[doc = concat!("Serves `listener` with `handler` on the caller's ", $name, " runtime until `shutdown` completes, then closes the listener, gives open connections `421` and returns once they end. `settings`: a [`Config`](crate::proto::Config), or [`Settings`](crate::server::Settings) with limits, TLS and an authenticator.")]
+        #[doc = concat!("Serves `listener` with `handler` on ", $name, " (call it inside a ", $name, " context) until `shutdown` completes, then closes the listener, gives open connections `421` and returns once they end. `settings`: a [`Config`](crate::proto::Config), or [`Settings`](crate::server::Settings) with limits, TLS and an authenticator.")]
         pub async fn serve<H: $crate::server::Handler>(
             listener: ::std::net::TcpListener,
             handler: H,
             settings: impl Into<$crate::server::Settings>,
             shutdown: impl ::std::future::Future<Output = ()> + Send + 'static,
         ) -> ::std::io::Result<()> {
-            $crate::server::serve::<$runtime, H>(listener, handler, settings.into(), shutdown).await
+            $crate::server::serve::<$runtime, H>(listener, handler, settings, shutdown).await
         }
     };
 }

@@ -112,9 +112,10 @@ impl Settings {
         if !config.starttls {
             config.require_starttls = false;
         }
-        let extra = handler.auth_mechanisms().into_iter();
-        for name in extra.chain(self.auth.mechanism_names()) {
-            let name = name.to_ascii_uppercase();
+        let handlers = handler.auth_mechanisms().into_iter();
+        let names = handlers.map(|n| n.to_ascii_uppercase());
+        // `mechanism_names` gives them uppercase already.
+        for name in names.chain(self.auth.mechanism_names()) {
             if !config.auth_mechanisms.contains(&name) {
                 config.auth_mechanisms.push(name);
             }

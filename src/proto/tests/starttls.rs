@@ -309,3 +309,24 @@ fn handle_tls_established_without_a_pending_handshake() {
         Err(Error::NoTlsPending)
     );
 }
+
+/// The driver bounds the TLS handshake itself (the idle timeout and the
+/// shutdown signal): the engine's idle deadline does not run while the
+/// handshake is pending, and a late `handle_timeout` changes nothing.
+#[test]
+fn no_idle_timeout_during_the_handshake() {
+    let mut driver = TlsDriver::new(starttls_config(), auth_responder(), false);
+    driver.feed(b"STARTTLS\r\n");
+    assert!(driver.handshake_pending);
+    let much_later = driver.d.now + std::time::Duration::from_secs(3600);
+    driver.d.conn.handle_timeout(much_later);
+    driver.drain();
+    assert!(driver.handshake_pending, "still waiting for the handshake");
+    assert!(!driver.d.trace.closed);
+    driver.handshake();
+    driver.feed(b"NOOP\r\n");
+    assert_replies(
+        &driver.d.trace.out,
+        &[READY_FOR_TLS.line, HANDSHAKE, OK.line],
+    );
+}
