@@ -1,6 +1,8 @@
 //! The `smtpkit` binary's memory under hostile clients, on every runtime it was
 //! built with: 16 MiB never-ending command and DATA lines, 10,000 pipelined
-//! commands, a thousand idle connections and slow clients. The figures come from
+//! commands, a thousand idle connections and slow clients, and 2,000 idle
+//! connections that each delivered one message (64 KiB to Sink, 1 MiB to a
+//! Maildir). The figures come from
 //! the server process's `/proc/<pid>/status` (VmRSS, VmHWM), so this is Linux
 //! only. Memory figures, not timings, are asserted; a good client must be served
 //! at the end.
@@ -35,7 +37,8 @@ const IDLE: usize = 1000;
 const SLOW: usize = 100;
 const LONG_LINE: usize = 16 << 20;
 
-/// A running `smtpkit -n -c sink` on 127.0.0.1, killed on drop.
+/// A running `smtpkit -n -c sink` (or another handler) on 127.0.0.1, killed on
+/// drop.
 struct Server {
     child: Child,
     port: u16,
@@ -43,12 +46,19 @@ struct Server {
 
 impl Server {
     fn start(runtime: &str) -> Server {
+        Server::start_with(runtime, &["-c", "sink"])
+    }
+
+    /// `smtpkit -n HANDLER_ARGS --runtime RUNTIME -l 127.0.0.1:PORT`.
+    fn start_with(runtime: &str, handler: &[&str]) -> Server {
         // The port is found free, then bound by the server: retry if another
         // process took it in between.
         for _attempt in 0..3 {
             let port = free_port();
             let mut child = Command::new(BIN)
-                .args(["-n", "-c", "sink", "--runtime", runtime, "-l"])
+                .arg("-n")
+                .args(handler)
+                .args(["--runtime", runtime, "-l"])
                 .arg(format!("127.0.0.1:{port}"))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -338,6 +348,113 @@ fn memory_stays_bounded(runtime: &str) {
         mib(peak),
         mib(PEAK_LIMIT)
     );
+}
+
+/// Each of `count` connections sends, in one write, EHLO, MAIL, RCPT, DATA, a
+/// `size`-byte body of 100-byte lines and the final dot, gets its 250 and stays
+/// open: the server's resident memory may grow by less than `count` x (a fresh
+/// idle connection's share + 32 KiB), so what an idle connection costs does not
+/// depend on what it sent before. The connections deliver one after another,
+/// so a freed buffer is reused by the next one rather than left to the
+/// allocator.
+fn idle_after_one_message(runtime: &str, handler: &[&str], size: usize, count: usize) {
+    let server = Server::start_with(runtime, handler);
+    good_client(&server);
+
+    const FRESH: usize = 200;
+    let before_fresh = server.rss();
+    let fresh: Vec<Client> = (0..FRESH)
+        .map(|_| {
+            let mut c = server.connect();
+            c.greeting();
+            c
+        })
+        .collect();
+    let fresh_each = server.rss().saturating_sub(before_fresh) / FRESH as u64;
+    drop(fresh);
+    std::thread::sleep(Duration::from_millis(200));
+
+    let line = [b"x".repeat(98).as_slice(), b"\r\n"].concat();
+    let mut session = b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n".to_vec();
+    for _ in 0..size / line.len() {
+        session.extend_from_slice(&line);
+    }
+    session.extend_from_slice(b".\r\n");
+
+    let before = server.rss();
+    let mut held = Vec::with_capacity(count);
+    for i in 0..count {
+        let mut c = server.connect();
+        c.greeting();
+        let mut writer = c.stream.try_clone().unwrap();
+        let body = session.clone();
+        // Written from another thread: the replies to EHLO, MAIL and RCPT come
+        // while the body is still being sent.
+        let sender = std::thread::spawn(move || writer.write_all(&body));
+        assert_eq!(c.reply(), "250 HELP", "connection {i}: EHLO");
+        assert_eq!(c.reply(), "250 OK", "connection {i}: MAIL");
+        assert_eq!(c.reply(), "250 OK", "connection {i}: RCPT");
+        assert_eq!(c.reply(), "354 End data with <CR><LF>.<CR><LF>");
+        assert_eq!(c.reply(), "250 OK", "connection {i}: the message");
+        sender.join().unwrap().expect("the message is taken in");
+        held.push(c);
+        if let Some(dir) = handler.get(2).filter(|_| i % 100 == 99) {
+            // Keep the disk use of a long run small.
+            for entry in std::fs::read_dir(format!("{dir}/new")).unwrap() {
+                std::fs::remove_file(entry.unwrap().path()).unwrap();
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let after = server.rss();
+    let growth = after.saturating_sub(before);
+    let limit = count as u64 * (fresh_each + 32 * KIB);
+    eprintln!(
+        "{runtime} {handler:?}: a fresh idle connection {:.1} KiB; RSS {} -> {} with {count} \
+         idle after a {size}-byte message: {:.1} KiB each (limit {:.1} KiB)",
+        fresh_each as f64 / KIB as f64,
+        mib(before),
+        mib(after),
+        growth as f64 / count as f64 / KIB as f64,
+        limit as f64 / count as f64 / KIB as f64,
+    );
+    assert!(
+        growth < limit,
+        "{runtime}: RSS grew by {} with {count} idle connections after a {size}-byte \
+         message (limit {})",
+        mib(growth),
+        mib(limit)
+    );
+    good_client(&server);
+    drop(held);
+}
+
+const IDLE_AFTER: usize = 2000;
+
+fn idle_after_messages(runtime: &str) {
+    idle_after_one_message(runtime, &["-c", "sink"], 64 << 10, IDLE_AFTER);
+    let maildir = tempfile::tempdir().unwrap();
+    let dir = maildir.path().join("Maildir");
+    let dir = dir.to_str().unwrap();
+    idle_after_one_message(runtime, &["-c", "mailbox", dir], 1 << 20, IDLE_AFTER);
+}
+
+#[test]
+#[cfg(feature = "runtime-tokio")]
+fn idle_after_messages_on_tokio() {
+    idle_after_messages("tokio");
+}
+
+#[test]
+#[cfg(feature = "runtime-smol")]
+fn idle_after_messages_on_smol() {
+    idle_after_messages("smol");
+}
+
+#[test]
+#[cfg(feature = "runtime-async-std")]
+fn idle_after_messages_on_async_std() {
+    idle_after_messages("async-std");
 }
 
 #[test]

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use smtpkit::proto::{
-    Action, Ask, AuthResult, CallLimits, Config, Connection, Decision, Error, HookFailure, Outcome,
-    Peer, Reply, TlsInfo,
+    Action, Ask, AuthResult, CallLimits, Config, Connection, Decision, Error, FailureClass,
+    HookFailure, Outcome, Peer, Reply, TlsInfo,
 };
 
 /// Reads the fuzz input front to back; past its end every read gives zeros.
@@ -95,10 +95,14 @@ impl<'a> Source<'a> {
             0..=3 => Decision::Outcome(Outcome::Default),
             4 => Decision::Outcome(Outcome::Accept(self.reply())),
             5 => Decision::Outcome(Outcome::Reply(self.reply())),
-            6 => Decision::Failed(HookFailure {
-                kind: self.text(),
-                message: self.text(),
-            }),
+            6 => {
+                let class = match self.below(3) {
+                    0 => FailureClass::Permanent,
+                    1 => FailureClass::Temporary,
+                    _ => FailureClass::StorageFull,
+                };
+                Decision::Failed(HookFailure::new(self.text(), self.text()).with_class(class))
+            }
             7 => Decision::Auth(AuthResult::Success(self.opt_reply())),
             8 => Decision::Auth(AuthResult::Failure(self.opt_reply())),
             9 => Decision::Auth(AuthResult::Challenge(self.blob(16).to_vec())),

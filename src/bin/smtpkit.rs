@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use smtpkit::Config;
+use smtpkit::handlers::blocking::BlockingPool;
 use smtpkit::handlers::{Debugging, Mailbox, Sink};
 use std::sync::Arc;
 
@@ -139,9 +140,31 @@ struct Args {
     )]
     busy_poll: u64,
 
+    /// Threads for blocking work (Maildir writes, the proxy's relay): at most
+    /// this many run at once, whatever the number of clients.
+    #[arg(long = "blocking-threads", value_name = "N",
+          default_value_t = BlockingPool::DEFAULT_THREADS as u32,
+          value_parser = clap::value_parser!(u32).range(1..=4096))]
+    blocking_threads: u32,
+
+    /// Blocking work that may wait for a thread; beyond it a client gets a
+    /// temporary `451 4.3.0` and retries.
+    #[arg(long = "blocking-queue", value_name = "N", default_value_t = BlockingPool::DEFAULT_QUEUE)]
+    blocking_queue: usize,
+
+    /// Refuse MAIL and RCPT addresses holding a control character (NUL, CR,
+    /// LF, TAB, DEL...) with `501 5.1.7` / `501 5.1.3` (aiosmtpd accepts them).
+    #[arg(long = "refuse-control-characters")]
+    refuse_control_characters: bool,
+
     /// Additional arguments for the handler (e.g. the Maildir for `mailbox`).
     #[arg(value_name = "CLASSARGS")]
     classargs: Vec<String>,
+}
+
+/// The pool of `--blocking-threads` and `--blocking-queue`.
+fn blocking_pool(args: &Args) -> BlockingPool {
+    BlockingPool::new(args.blocking_threads as usize, args.blocking_queue)
 }
 
 /// The `--busy-poll` window (`None` when 0).
@@ -223,11 +246,11 @@ fn main() -> ExitCode {
         },
         #[cfg(feature = "proxy-handler")]
         "proxy" => match smtpkit::handlers::Proxy::from_cli_args(&args.classargs) {
-            Ok(h) => with_auth(h, &args),
+            Ok(h) => with_auth(h.with_pool(blocking_pool(&args)), &args),
             Err(e) => usage_error(&e),
         },
         "mailbox" => match Mailbox::from_cli_args(&args.classargs) {
-            Ok(h) => with_auth(h, &args),
+            Ok(h) => with_auth(h.with_pool(blocking_pool(&args)), &args),
             Err(e) => usage_error(&e),
         },
         _ => usage_error(&format!(
@@ -298,6 +321,7 @@ fn config(args: &Args) -> Config {
     .with_smtputf8(args.smtputf8);
     config.auth_required = args.auth_required;
     config.lmtp = args.lmtp;
+    config.refuse_control_characters = args.refuse_control_characters;
     config.proxy_protocol_timeout = args
         .proxy_protocol_timeout
         .map(std::time::Duration::from_secs_f64);

@@ -12,7 +12,7 @@ use crate::proto::{Envelope, Session};
 use crate::server::{Handler, HookResult};
 use crate::{HandlerError, Outcome};
 
-use super::blocking::run_blocking;
+use super::blocking::BlockingPool;
 use super::message::prepare_message;
 
 /// Stores each received message in a [Maildir] and accepts it with `250 OK`,
@@ -29,11 +29,13 @@ use super::message::prepare_message;
 /// `new/` and an acknowledged message survives a crash. Unique names follow
 /// Python's `Maildir`: `<seconds>.M<microseconds>P<pid>Q<counter>.<hostname>`.
 ///
-/// The blocking file I/O runs on a short-lived thread of its own (one per
-/// message), which the hook awaits without blocking the async runtime; any
-/// runtime works. If the file system fails (disk full, permissions), the hook
-/// returns an error and the client gets a `500` reply; nothing is left behind
-/// in `tmp/`.
+/// The blocking file I/O runs on a bounded [`BlockingPool`] (the process-wide
+/// [`BlockingPool::shared`] unless [`Mailbox::with_pool`] gives another), which
+/// the hook awaits without blocking the async runtime; any runtime works. If the
+/// file system fails, the client gets a temporary reply and retries: `452 4.3.1`
+/// when the disk or quota is full, `451 4.3.0` for other I/O errors (permissions,
+/// a missing directory) and when the pool is full. Nothing is left behind in
+/// `tmp/`.
 ///
 /// ```no_run
 /// use smtpkit::{handlers::Mailbox, tokio::Controller};
@@ -61,6 +63,7 @@ use super::message::prepare_message;
 #[derive(Clone, Debug)]
 pub struct Mailbox {
     dir: PathBuf,
+    pool: BlockingPool,
 }
 
 impl Mailbox {
@@ -76,7 +79,24 @@ impl Mailbox {
         for sub in ["tmp", "new", "cur"] {
             create_dir(&dir.join(sub), false)?;
         }
-        Ok(Mailbox { dir })
+        Ok(Mailbox {
+            dir,
+            pool: BlockingPool::shared(),
+        })
+    }
+
+    /// Writes messages on `pool` instead of the process-wide
+    /// [`BlockingPool::shared`] (the command line's `--blocking-threads` and
+    /// `--blocking-queue`).
+    #[must_use]
+    pub fn with_pool(mut self, pool: BlockingPool) -> Self {
+        self.pool = pool;
+        self
+    }
+
+    /// The pool messages are written on.
+    pub fn pool(&self) -> &BlockingPool {
+        &self.pool
     }
 
     /// The handler for the command line's `-c Mailbox <maildir>`.
@@ -101,8 +121,8 @@ impl Mailbox {
 
     /// Stores `message` (stored as given: no headers are added) and returns
     /// the path of the new file in `new/`: Python's `Maildir.add`. This
-    /// blocks on file I/O, including two fsyncs; the [`Handler`] hook calls it
-    /// on a thread of its own.
+    /// blocks on file I/O, including two fsyncs; the [`Handler`] hook runs it
+    /// on the mailbox's [`BlockingPool`].
     ///
     /// # Errors
     ///
@@ -151,15 +171,20 @@ impl Mailbox {
         Ok(())
     }
 
-    /// Runs [`Mailbox::add`] on a thread of its own and waits for it without
-    /// blocking the caller's executor.
+    /// Runs [`Mailbox::add`] on the blocking pool and waits for it without
+    /// blocking the caller's executor. A full pool is a temporary error.
     fn add_in_background(
         &self,
         message: Vec<u8>,
     ) -> impl Future<Output = io::Result<PathBuf>> + Send + 'static {
         let mailbox = self.clone();
-        let delivery = run_blocking("smtpkit-maildir", move || mailbox.add(&message));
-        async move { delivery.await.and_then(|stored| stored) }
+        let delivery = self.pool.run(move || mailbox.add(&message));
+        async move {
+            delivery
+                .await
+                .map_err(io::Error::from)
+                .and_then(|stored| stored)
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! Built-in handlers, as aiosmtpd's `aiosmtpd.handlers`.
 
-mod blocking;
+pub mod blocking;
 mod debugging;
 mod mailbox;
 mod message;

@@ -15,7 +15,7 @@ use lettre::transport::smtp::response::Response;
 use crate::proto::{Envelope, Outcome, Peer, Reply, Session};
 use crate::server::{Handler, HookResult, default_server_hostname};
 
-use super::blocking::run_blocking;
+use super::blocking::BlockingPool;
 
 /// Relays each received message to an upstream SMTP server, as aiosmtpd's
 /// `Proxy(remote_hostname, remote_port)`, and answers the client with the
@@ -56,8 +56,9 @@ use super::blocking::run_blocking;
 /// # Transport
 ///
 /// Each message is relayed over a new plain-text connection (no TLS, no
-/// authentication) with lettre's blocking SMTP client, on a short-lived thread
-/// of its own that the hook awaits, so any async runtime works. The client
+/// authentication) with lettre's blocking SMTP client, on a bounded
+/// [`BlockingPool`] (see [`Proxy::with_pool`]) that the hook awaits, so any async
+/// runtime works; a full pool is a temporary `451` for the sender. The client
 /// greets with `EHLO` (this machine's host name; see
 /// [`Proxy::with_hello_name`]) and adds `BODY=8BITMIME` when the message has
 /// 8-bit bytes and `SMTPUTF8` when the transaction uses it, if the upstream
@@ -78,6 +79,7 @@ pub struct Proxy {
     port: u16,
     timeout: Duration,
     hello_name: Option<String>,
+    pool: BlockingPool,
 }
 
 impl Proxy {
@@ -93,6 +95,7 @@ impl Proxy {
             port,
             timeout: Self::DEFAULT_TIMEOUT,
             hello_name: None,
+            pool: BlockingPool::shared(),
         }
     }
 
@@ -125,6 +128,14 @@ impl Proxy {
         self
     }
 
+    /// Relays on `pool` instead of the process-wide [`BlockingPool::shared`]
+    /// (the command line's `--blocking-threads` and `--blocking-queue`).
+    #[must_use]
+    pub fn with_pool(mut self, pool: BlockingPool) -> Self {
+        self.pool = pool;
+        self
+    }
+
     /// The upstream's host.
     pub fn host(&self) -> &str {
         &self.host
@@ -135,13 +146,14 @@ impl Proxy {
         self.port
     }
 
-    /// Relays the transaction's message (with the `X-Peer` header added) on a
-    /// thread of its own and resolves to the upstream's per-recipient answers
+    /// Relays the transaction's message (with the `X-Peer` header added) on the
+    /// proxy's [`BlockingPool`] and resolves to the upstream's per-recipient answers
     /// without blocking the caller's executor.
     ///
     /// # Errors
     ///
-    /// Only when the relaying thread cannot be started or panics; every SMTP or
+    /// Only when the pool is full or cannot start its threads, or the relay
+    /// panics (`io::Error`s from [`super::blocking::BlockingError`]); every SMTP or
     /// network failure is a refusal in the report.
     pub fn relay(
         &self,
@@ -153,15 +165,16 @@ impl Proxy {
         let rcpt_tos = envelope.rcpt_tos.clone();
         let smtp_utf8 = envelope.smtp_utf8;
         let proxy = self.clone();
-        run_blocking("smtpkit-proxy", move || {
-            proxy.deliver_with(&mail_from, &rcpt_tos, &data, smtp_utf8)
-        })
+        let relay = self
+            .pool
+            .run(move || proxy.deliver_with(&mail_from, &rcpt_tos, &data, smtp_utf8));
+        async move { relay.await.map_err(io::Error::from) }
     }
 
     /// Sends `data` from `mail_from` to `rcpt_tos` through the upstream, as is
     /// (no header is added), and returns each recipient's result: aiosmtpd's
     /// `Proxy._deliver`. This blocks on network I/O; the [`Handler`] hook runs
-    /// it on a thread of its own (see [`Proxy::relay`]).
+    /// it on the proxy's pool (see [`Proxy::relay`]).
     ///
     /// `mail_from` `""` or `"<>"` is the null reverse path. `SMTPUTF8` is
     /// requested when an address is not ASCII.

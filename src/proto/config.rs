@@ -93,6 +93,11 @@ pub struct Config {
     pub line_length_limit: usize,
     /// If set, addresses with a longer local part are malformed (`553`).
     pub local_part_limit: Option<usize>,
+    /// Refuse a MAIL or RCPT address holding a control character (NUL, CR, LF,
+    /// TAB, DEL...): `501 5.1.7` for the sender, `501 5.1.3` for a recipient.
+    /// Default false: aiosmtpd accepts `RCPT TO:<a\0b@x>` with `250`; turn it
+    /// on when addresses reach C code or a file system.
+    pub refuse_control_characters: bool,
     /// Idle time after which the client gets `421` and the connection closes.
     /// Default 300 s.
     pub timeout: Duration,
@@ -133,6 +138,7 @@ impl Config {
             command_size_limit: 512,
             line_length_limit: 1001,
             local_part_limit: None,
+            refuse_control_characters: false,
             timeout: Duration::from_secs(300),
             command_call_limit: None,
             bogus_limit: BOGUS_LIMIT,

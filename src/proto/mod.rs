@@ -39,7 +39,7 @@ pub use command::Verb;
 pub use config::{BOGUS_LIMIT, CALL_LIMIT_DEFAULT, CallLimits, Config, DATA_SIZE_DEFAULT};
 pub use connection::{Action, Ask, BodyChunk, Connection, Error, HookCall};
 pub use data::{DataDecoder, DataError, Progress};
-pub use outcome::{AuthResult, Decision, HookFailure, Outcome};
+pub use outcome::{AuthResult, Decision, FailureClass, HookFailure, Outcome};
 pub use proxy_protocol::{
     PROXY_V1_MAX_LEN, PROXY_V2_SIGNATURE, ProxyAddr, ProxyCommand, ProxyData, ProxyFamily,
     ProxyParse, ProxyProtocol, ProxyTlvs, parse_proxy_header,

@@ -47,14 +47,51 @@ impl From<Reply> for Outcome {
     }
 }
 
-/// A hook that failed (returned an error or panicked). The engine answers
-/// `500 Error: ({kind}) {message}` as aiosmtpd does for an exception.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A hook that failed (returned an error or panicked). The engine answers as
+/// its [`FailureClass`] says: aiosmtpd's `500 Error: ({kind}) {message}` for a
+/// permanent failure, `451 4.3.0 Error: ({kind}) {message}` for a temporary one,
+/// `452 4.3.1 Insufficient system storage: ({kind}) {message}` when storage
+/// ran out.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HookFailure {
     /// The error's kind (aiosmtpd: the exception class name).
     pub kind: String,
     /// The error's message.
     pub message: String,
+    /// Whether the sender should retry.
+    pub class: FailureClass,
+}
+
+impl HookFailure {
+    /// A permanent failure (aiosmtpd's `500 Error: ({kind}) {message}`).
+    pub fn new(kind: impl Into<String>, message: impl Into<String>) -> Self {
+        HookFailure {
+            kind: kind.into(),
+            message: message.into(),
+            class: FailureClass::Permanent,
+        }
+    }
+
+    /// The same failure in another class.
+    #[must_use]
+    pub fn with_class(mut self, class: FailureClass) -> Self {
+        self.class = class;
+        self
+    }
+}
+
+/// Whether a failure is worth retrying, which decides its reply code.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum FailureClass {
+    /// Retrying will not help (a bug, bad data): aiosmtpd's `500 Error: ...`.
+    #[default]
+    Permanent,
+    /// Local trouble that may pass (an I/O error, memory or threads exhausted,
+    /// a full pool, a timeout): `451 4.3.0 Error: ...`, so the sender retries.
+    Temporary,
+    /// The disk or a quota is full: `452 4.3.1 Insufficient system storage: ...`,
+    /// so the sender retries.
+    StorageFull,
 }
 
 /// An authenticator's answer (to [`crate::proto::Ask::Auth`] and

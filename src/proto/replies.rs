@@ -23,8 +23,8 @@
 
 use std::fmt;
 
-use super::Reply;
 use super::reply::{encode_lines, push_line};
+use super::{FailureClass, Reply};
 
 /// A fixed reply: its code, its text and the whole line (without CRLF).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -173,6 +173,10 @@ canned! {
     NEED_RCPT = 503 "Error: need RCPT command";
     /// An address that does not parse (or whose local part is too long).
     MALFORMED_ADDRESS = 553 "5.1.3 Error: malformed address";
+    /// A MAIL address with a control character, with `refuse_control_characters`.
+    CONTROL_IN_SENDER = 501 "5.1.7 Bad sender address syntax: control character";
+    /// A RCPT address with a control character, with `refuse_control_characters`.
+    CONTROL_IN_RECIPIENT = 501 "5.1.3 Bad recipient address syntax: control character";
     /// `BODY=` other than 7BIT or 8BITMIME.
     BAD_BODY = 501 "Error: BODY can only be one of 7BIT, 8BITMIME";
     /// `SMTPUTF8=value`.
@@ -299,10 +303,20 @@ pub(crate) fn push_exception(text: &str, out: &mut Vec<u8>) {
     push_line(500, b' ', &[text.as_bytes()], out);
 }
 
-/// A hook that failed: aiosmtpd's reply to an exception,
-/// `500 Error: ({kind}) {message}` (several lines if the message has some).
-pub(crate) fn push_hook_failure(kind: &str, message: &str, out: &mut Vec<u8>) {
-    encode_lines(500, &format!("Error: ({kind}) {message}"), out);
+/// A hook that failed (several lines if the message has some): aiosmtpd's
+/// reply to an exception, `500 Error: ({kind}) {message}`, for a permanent
+/// failure; `451 4.3.0 Error: ({kind}) {message}` for a temporary one and
+/// `452 4.3.1 Insufficient system storage: ({kind}) {message}` for a full disk.
+pub(crate) fn push_hook_failure(class: FailureClass, kind: &str, message: &str, out: &mut Vec<u8>) {
+    let (code, text) = match class {
+        FailureClass::Permanent => (500, format!("Error: ({kind}) {message}")),
+        FailureClass::Temporary => (451, format!("4.3.0 Error: ({kind}) {message}")),
+        FailureClass::StorageFull => (
+            452,
+            format!("4.3.1 Insufficient system storage: ({kind}) {message}"),
+        ),
+    };
+    encode_lines(code, &text, out);
 }
 
 #[cfg(test)]

@@ -5,27 +5,65 @@ use std::any::Any;
 use std::fmt;
 use std::future::Future;
 
-use crate::proto::{AuthResult, Envelope, HookFailure, Outcome, Reply, Session};
+use crate::proto::{AuthResult, Envelope, FailureClass, HookFailure, Outcome, Reply, Session};
 
-/// What a hook returns: an [`Outcome`], or an error that the server answers with
-/// aiosmtpd's `500 Error: (kind) message` (or [`Handler::handle_exception`]'s reply).
+/// What a hook returns: an [`Outcome`], or an error that the server answers by
+/// its [`FailureClass`] (or with [`Handler::handle_exception`]'s reply).
 pub type HookResult = Result<Outcome, HandlerError>;
 
 /// An error from a hook. Any `std::error::Error` converts into it with `?`.
+///
+/// Its [`FailureClass`] decides the reply. Converted errors are classified by
+/// the first `std::io::Error` in their source chain (the error itself
+/// included):
+///
+/// | error | class | reply |
+/// |---|---|---|
+/// | `io::ErrorKind::StorageFull`, `QuotaExceeded` (ENOSPC, EDQUOT) | `StorageFull` | `452 4.3.1 Insufficient system storage: (kind) message` |
+/// | `InvalidInput`, `InvalidData`, `Unsupported`, `InvalidFilename` | `Permanent` | `500 Error: (kind) message` |
+/// | any other I/O error (EAGAIN, ENOMEM, EMFILE, EIO, a timeout, a refused connection, a full [`BlockingPool`](crate::handlers::blocking::BlockingPool), permissions...) | `Temporary` | `451 4.3.0 Error: (kind) message` |
+/// | an error with no I/O error in it, a panic | `Permanent` | `500 Error: (kind) message` (aiosmtpd's) |
+///
+/// ```
+/// use smtpkit::HandlerError;
+/// use smtpkit::proto::FailureClass;
+///
+/// let full = HandlerError::from(std::io::Error::from_raw_os_error(28)); // ENOSPC
+/// assert_eq!(full.class(), FailureClass::StorageFull);
+/// let parse = HandlerError::from("x".parse::<u8>().unwrap_err());
+/// assert_eq!(parse.class(), FailureClass::Permanent);
+/// let busy = HandlerError::msg("database busy").with_class(FailureClass::Temporary);
+/// assert_eq!(busy.class(), FailureClass::Temporary);
+/// ```
 pub struct HandlerError {
     kind: String,
     message: String,
+    class: FailureClass,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
 impl HandlerError {
-    /// An error of `kind` (aiosmtpd: the exception class) with `message`.
+    /// A permanent error of `kind` (aiosmtpd: the exception class) with `message`.
     pub fn new(kind: impl Into<String>, message: impl Into<String>) -> Self {
         HandlerError {
             kind: kind.into(),
             message: message.into(),
+            class: FailureClass::Permanent,
             source: None,
         }
+    }
+
+    /// The same error in another class (e.g. [`FailureClass::Temporary`] for
+    /// trouble the sender should retry after).
+    #[must_use]
+    pub fn with_class(mut self, class: FailureClass) -> Self {
+        self.class = class;
+        self
+    }
+
+    /// Whether the sender should retry, which decides the reply.
+    pub fn class(&self) -> FailureClass {
+        self.class
     }
 
     /// An error with just a message (kind `Error`).
@@ -64,6 +102,7 @@ impl HandlerError {
         HookFailure {
             kind: self.kind.clone(),
             message: self.message.clone(),
+            class: self.class,
         }
     }
 }
@@ -79,11 +118,35 @@ fn short_type_name(full: &str) -> String {
     }
 }
 
+/// The class of an error: by the first I/O error in its source chain.
+fn classify(error: &(dyn std::error::Error + 'static)) -> FailureClass {
+    let mut next = Some(error);
+    for _ in 0..16 {
+        let Some(e) = next else { break };
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return io_class(io.kind());
+        }
+        next = e.source();
+    }
+    FailureClass::Permanent
+}
+
+/// The class of an I/O error (see [`HandlerError`]'s table).
+fn io_class(kind: std::io::ErrorKind) -> FailureClass {
+    use std::io::ErrorKind::*;
+    match kind {
+        StorageFull | QuotaExceeded => FailureClass::StorageFull,
+        InvalidInput | InvalidData | Unsupported | InvalidFilename => FailureClass::Permanent,
+        _ => FailureClass::Temporary,
+    }
+}
+
 impl<E: std::error::Error + Send + Sync + 'static> From<E> for HandlerError {
     fn from(error: E) -> Self {
         HandlerError {
             kind: short_type_name(std::any::type_name::<E>()),
             message: error.to_string(),
+            class: classify(&error),
             source: Some(Box::new(error)),
         }
     }

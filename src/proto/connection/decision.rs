@@ -177,7 +177,7 @@ impl Connection {
     }
 
     fn push_failure(&mut self, f: &HookFailure) {
-        replies::push_hook_failure(&f.kind, &f.message, &mut self.output.bytes);
+        replies::push_hook_failure(f.class, &f.kind, &f.message, &mut self.output.bytes);
     }
 }
 

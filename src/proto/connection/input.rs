@@ -35,8 +35,7 @@ impl Connection {
         self.input_pos += consumed;
         self.input = input;
         if self.input_pos >= self.input.len() {
-            self.input.clear();
-            self.input_pos = 0;
+            self.clear_input();
         } else if self.input_pos > self.input.len() / 2 {
             self.input.drain(..self.input_pos);
             self.input_pos = 0;

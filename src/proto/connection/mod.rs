@@ -104,7 +104,26 @@ impl Handout {
             self.handed_out = false;
         }
     }
+
+    /// Frees the buffer when it is empty and larger than `keep`.
+    fn release_above(&mut self, keep: usize) {
+        if self.bytes.is_empty() && self.bytes.capacity() > keep {
+            self.bytes = Vec::new();
+        }
+    }
 }
+
+/// What a connection keeps of its buffers once they are empty, so that an idle
+/// connection costs the same whatever it received before (a message, a flood
+/// of pipelined commands) while small commands and messages reuse their
+/// buffers without allocating. Larger buffers are freed: the input when it is
+/// consumed, the body buffer when a message ends, the reply buffer once sent;
+/// the envelope's copy of the body in [`pool::StringPool::reset`].
+const KEEP_INPUT: usize = 4 << 10;
+/// See [`KEEP_INPUT`].
+const KEEP_BODY: usize = 8 << 10;
+/// See [`KEEP_INPUT`].
+const KEEP_OUTPUT: usize = 4 << 10;
 
 impl Connection {
     /// A new connection from `peer`; queues the `220` greeting (or, with the
@@ -188,6 +207,17 @@ impl Connection {
         self.input.len() - self.input_pos
     }
 
+    /// Bytes of buffer capacity the connection holds for input, replies and
+    /// the message body (its own and the envelope's copy). Once a message is
+    /// answered or the input consumed, large buffers are freed: an idle
+    /// connection holds a few KiB here whatever it received before.
+    pub fn buffer_capacity(&self) -> usize {
+        self.input.capacity()
+            + self.output.bytes.capacity()
+            + self.body.bytes.capacity()
+            + self.envelope.content.capacity()
+    }
+
     /// True once [`Action::Close`] has been returned.
     pub fn is_closed(&self) -> bool {
         matches!(self.state, State::Closed)
@@ -205,8 +235,7 @@ impl Connection {
         if self.input_pos == self.input.len() {
             // Nothing buffered: work on the caller's bytes and keep only what is
             // left over (saves a copy of every body byte).
-            self.input.clear();
-            self.input_pos = 0;
+            self.clear_input();
             let consumed = self.consume(now, data);
             self.input.extend_from_slice(&data[consumed..]);
         } else {
@@ -296,8 +325,7 @@ impl Connection {
         self.session = session;
         self.pool.reset(&mut self.envelope);
         self.read_commands();
-        self.input.clear();
-        self.input_pos = 0;
+        self.clear_input();
         self.resume(now);
         Ok(())
     }
@@ -347,7 +375,21 @@ impl Connection {
     /// Forgets what the driver was handed by the last [`Connection::poll_action`].
     fn retire(&mut self) {
         self.output.retire();
+        self.output.release_above(KEEP_OUTPUT);
         self.body.retire();
+        if !matches!(self.state, State::Data(_)) {
+            self.body.release_above(KEEP_BODY);
+        }
+    }
+
+    /// Empties the input buffer, freeing it if it grew large.
+    fn clear_input(&mut self) {
+        self.input_pos = 0;
+        if self.input.capacity() > KEEP_INPUT {
+            self.input = Vec::new();
+        } else {
+            self.input.clear();
+        }
     }
 
     /// The client's turn again: the idle deadline restarts and buffered input

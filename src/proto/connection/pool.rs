@@ -11,8 +11,9 @@ const SPARE_STRINGS: usize = 32;
 /// Spare strings larger than this are dropped rather than kept.
 const SPARE_STRING_CAPACITY: usize = 1024;
 /// A body buffer larger than this is freed after its transaction instead of
-/// being reused for the next one.
-const KEEP_CONTENT_CAPACITY: usize = 1 << 20;
+/// being reused for the next one: small messages reuse it, and an idle
+/// connection never keeps a large message's memory.
+const KEEP_CONTENT_CAPACITY: usize = 8 << 10;
 
 /// Cleared strings and lists of one connection, ready for reuse.
 #[derive(Debug, Default)]

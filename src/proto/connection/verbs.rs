@@ -271,7 +271,8 @@ impl Connection {
             && (self.session.extended_smtp || params.is_empty())
         {
             let addr = self.pool.string(addr);
-            return Some((addr, self.pool.split_options(params)));
+            let options = self.pool.split_options(params);
+            return self.checked_bytes(verb, addr, options);
         }
         let parsed = match parse_path_checked(rest) {
             Ok(p) => p,
@@ -299,7 +300,32 @@ impl Connection {
             self.syntax_error(verb);
             return None;
         }
-        Some((addr, self.pool.split_options(params)))
+        let options = self.pool.split_options(params);
+        self.checked_bytes(verb, addr, options)
+    }
+
+    /// With [`Config::refuse_control_characters`](super::super::Config), an
+    /// address holding a control character (NUL, CR, LF, TAB, DEL...) is
+    /// refused: RFC 5321's address syntax has none, and C code or a file
+    /// system given such an address would cut or misread it.
+    fn checked_bytes(
+        &mut self,
+        verb: Verb,
+        address: String,
+        options: Vec<String>,
+    ) -> Option<(String, Vec<String>)> {
+        if !self.config.refuse_control_characters || !address.bytes().any(|b| b < 0x20 || b == 0x7f)
+        {
+            return Some((address, options));
+        }
+        self.push(if verb == Verb::Mail {
+            replies::CONTROL_IN_SENDER
+        } else {
+            replies::CONTROL_IN_RECIPIENT
+        });
+        self.pool.keep(address);
+        self.pool.keep_list(options);
+        None
     }
 }
 

@@ -528,11 +528,7 @@ fn auth_decisions_of_every_kind() {
         (Outcome::Default.into(), AUTH_INVALID.line),
         (Outcome::reply(535, "5.7.8 No").into(), "535 5.7.8 No"),
         (
-            HookFailure {
-                kind: "LookupError".to_owned(),
-                message: "db down".to_owned(),
-            }
-            .into(),
+            HookFailure::new("LookupError", "db down").into(),
             "500 Error: (LookupError) db down",
         ),
         (

@@ -342,3 +342,42 @@ fn sized_msg(n: usize) -> Vec<u8> {
     data.extend_from_slice(b".\r\n");
     data
 }
+
+/// An idle connection holds about what a fresh one does, whatever it received
+/// before: a 64 KiB message in one write, the same in small pieces, or 10,000
+/// pipelined commands.
+#[test]
+fn an_idle_connection_gives_large_buffers_back() {
+    const LIMIT: usize = 32 << 10;
+    let fresh = Driver::new(library_defaults()).conn.buffer_capacity();
+    assert!(fresh <= 1024, "a fresh connection holds {fresh} bytes");
+
+    let mut session = b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n".to_vec();
+    let line = [b"x".repeat(98).as_slice(), b"\r\n"].concat();
+    for _ in 0..655 {
+        session.extend_from_slice(&line);
+    }
+    session.extend_from_slice(b".\r\n");
+    for piece in [session.len(), 1000, 7] {
+        let mut driver = Driver::new(library_defaults());
+        for chunk in session.chunks(piece) {
+            driver.feed(chunk);
+        }
+        assert_eq!(driver.trace.messages.len(), 1, "pieces of {piece}");
+        assert_eq!(driver.trace.messages[0].content.len(), 65_500);
+        let held = driver.conn.buffer_capacity();
+        assert!(
+            held <= LIMIT,
+            "after a 64 KiB message in pieces of {piece}: {held} bytes held"
+        );
+        // A second, small message still works with the freed buffers.
+        driver.feed(b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nsmall\r\n.\r\n");
+        assert_eq!(driver.trace.messages[1].content, b"small\r\n");
+        assert!(driver.conn.buffer_capacity() <= LIMIT);
+    }
+
+    let mut driver = Driver::new(library_defaults());
+    driver.feed("NOOP\r\n".repeat(10_000).as_bytes());
+    let held = driver.conn.buffer_capacity();
+    assert!(held <= LIMIT, "after 10,000 NOOPs: {held} bytes held");
+}

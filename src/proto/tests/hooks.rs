@@ -2,7 +2,7 @@
 
 use super::harness::*;
 use crate::proto::replies::{NEED_MAIL, NEED_RCPT, OK, SEND_HELO_FIRST, START_DATA};
-use crate::proto::{Ask, Decision, HookFailure, Outcome, Reply};
+use crate::proto::{Ask, Decision, FailureClass, HookFailure, Outcome, Reply};
 
 #[test]
 fn hook_reply_rejection_changes_nothing() {
@@ -78,10 +78,7 @@ fn hook_accept_records_with_custom_reply() {
 #[test]
 fn hook_failure_becomes_500() {
     fn failure(kind: &str, message: &str) -> Decision {
-        Decision::Failed(HookFailure {
-            kind: kind.to_owned(),
-            message: message.to_owned(),
-        })
+        Decision::Failed(HookFailure::new(kind, message))
     }
     let responder = || -> Responder {
         let mut fail_mail = true;
@@ -121,6 +118,48 @@ fn hook_failure_becomes_500() {
         ],
     );
     assert!(!trace.closed, "the session goes on after a hook failure");
+}
+
+#[test]
+fn temporary_and_storage_failures_become_451_and_452() {
+    let responder = || -> Responder {
+        Box::new(move |ask, _, _| match ask {
+            Ask::Rcpt { address, .. } if address.starts_with("busy") => Decision::Failed(
+                HookFailure::new(
+                    "io::Error",
+                    "Resource temporarily unavailable (os error 11)",
+                )
+                .with_class(FailureClass::Temporary),
+            ),
+            Ask::Data => Decision::Failed(
+                HookFailure::new("io::Error", "No space left on device (os error 28)")
+                    .with_class(FailureClass::StorageFull),
+            ),
+            _ => Decision::Outcome(Outcome::Default),
+        })
+    };
+    let script = Script {
+        responder: &responder,
+        ..Script::new(plain())
+    };
+    let trace = script.transcript(
+        &[
+            b"HELO example.org\r\nMAIL FROM:<anne@example.com>\r\n",
+            b"RCPT TO:<busy@example.com>\r\nRCPT TO:<bart@example.com>\r\nDATA\r\n",
+            MSG,
+            b"NOOP\r\n",
+        ],
+        &[
+            "250 mx.example",
+            OK.line,
+            "451 4.3.0 Error: (io::Error) Resource temporarily unavailable (os error 11)",
+            OK.line,
+            START_DATA.line,
+            "452 4.3.1 Insufficient system storage: (io::Error) No space left on device (os error 28)",
+            OK.line,
+        ],
+    );
+    assert!(!trace.closed);
 }
 
 #[test]

@@ -1,12 +1,12 @@
 //! MAIL and RCPT: paths, addresses, parameters, sequence errors.
 
 use super::harness::*;
-use crate::proto::Ask;
 use crate::proto::replies::{
-    BAD_BODY, COULD_NOT_VRFY, MAIL_PARAMS_UNKNOWN, MALFORMED_ADDRESS, NEED_MAIL, NEED_RCPT,
-    NESTED_MAIL, OK, RCPT_PARAMS_UNKNOWN, SEND_HELO_FIRST, SIZE_EXCEEDED, SMTPUTF8_ARGUMENT,
-    SMTPUTF8_DISABLED, START_DATA,
+    BAD_BODY, CONTROL_IN_RECIPIENT, CONTROL_IN_SENDER, COULD_NOT_VRFY, MAIL_PARAMS_UNKNOWN,
+    MALFORMED_ADDRESS, NEED_MAIL, NEED_RCPT, NESTED_MAIL, OK, RCPT_PARAMS_UNKNOWN, SEND_HELO_FIRST,
+    SIZE_EXCEEDED, SMTPUTF8_ARGUMENT, SMTPUTF8_DISABLED, START_DATA,
 };
+use crate::proto::{Ask, Config};
 
 #[test]
 fn mail_rcpt_data_need_helo() {
@@ -526,5 +526,61 @@ fn unknown_parameters_get_555() {
             "RCPT TO: <bart@example.com> ORCPT=rfc822;bart@example.com",
         ],
         &replies,
+    );
+}
+
+#[test]
+fn control_characters_in_addresses_pass_by_default() {
+    // aiosmtpd: a NUL inside an address is just another character.
+    session(
+        plain(),
+        &[
+            "HELO example.org",
+            "MAIL FROM:<an\0ne@example.com>",
+            "RCPT TO:<a\0b@example.com>",
+        ],
+        &["250 mx.example", OK.line, OK.line],
+    );
+}
+
+#[test]
+fn control_characters_in_addresses_refused_on_request() {
+    let config = Config {
+        refuse_control_characters: true,
+        ..plain()
+    };
+    let trace = session(
+        config,
+        &[
+            "EHLO example.org",
+            "MAIL FROM:<an\0ne@example.com>",
+            "MAIL FROM:<anne\x7f@example.com> BODY=8BITMIME",
+            "MAIL FROM:<anne@example.com>",
+            "RCPT TO:<a\0b@example.com>",
+            "RCPT TO:<a\x1bb@example.com>",
+            "RCPT TO:\"a\x01b\"@example.com",
+            "RCPT TO:<bart@example.com>",
+        ],
+        &[
+            EHLO_PLAIN[0],
+            EHLO_PLAIN[1],
+            EHLO_PLAIN[2],
+            CONTROL_IN_SENDER.line,
+            CONTROL_IN_SENDER.line,
+            OK.line,
+            CONTROL_IN_RECIPIENT.line,
+            CONTROL_IN_RECIPIENT.line,
+            CONTROL_IN_RECIPIENT.line,
+            OK.line,
+        ],
+    );
+    assert!(!trace.closed);
+    assert_eq!(
+        CONTROL_IN_SENDER.line,
+        "501 5.1.7 Bad sender address syntax: control character"
+    );
+    assert_eq!(
+        CONTROL_IN_RECIPIENT.line,
+        "501 5.1.3 Bad recipient address syntax: control character"
     );
 }

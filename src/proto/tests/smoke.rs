@@ -106,10 +106,7 @@ fn random_responder(seed: u64) -> Responder {
             Decision::Outcome(Outcome::reply(code, "hook says so"))
         }
         6 => Decision::Outcome(Outcome::accept(250, "accepted\nsecond line")),
-        7 => Decision::Failed(HookFailure {
-            kind: "RuntimeError".into(),
-            message: "boom\nline two".into(),
-        }),
+        7 => Decision::Failed(HookFailure::new("RuntimeError", "boom\nline two")),
         8 => {
             // A hook that edits state the way aiosmtpd hooks may.
             if let Ask::Ehlo { extensions, .. } = ask {
