@@ -14,7 +14,7 @@
 #                     aiosmtpd if pip cannot install it) and, on request only, epoll-floor
 #                     uring-floor tokio-floor (benches/peers/floor-sinks: the floor, no SMTP server)
 #                     and smtpkit-base (see SMTPKIT_BASE)
-#   WORKLOADS="..."   subset of 1 2 3 4 5 (default: all)
+#   WORKLOADS="..."   subset of 1 2 3 4 5 6 (default: all)
 #   SKIP_BUILD=1      don't run `cargo build --release` for smtpkit nor the peers (use
 #                     the existing binaries; mailin is skipped if it has none)
 #   SMTPKIT=PATH      the smtpkit binary (default: <target dir>/release/smtpkit)
@@ -36,6 +36,8 @@
 #   3  50 parallel sessions, 20,000 x 1 KiB           smtp-source -d -s 50 -m 20000 -l 1024
 #   4  1 session, 20 messages of 20 MiB              smtp-source -d -s 1 -m 20 -l 20971520
 #   5  2,000 idle connections (benches/idle_clients.py holds them after the greeting)
+#   6  2,000 connections idle after one 64 KiB message each (sent in one write:
+#      EHLO, MAIL, RCPT, DATA, the body and the dot; then held open)
 #
 # Servers: smtpkit -c sink; smtpkit-nopoll = the same with --busy-poll 0 (no busy
 # polling: what a server that sleeps in the event loop between commands does); smtp-sink; mailin = benches/peers/mailin-sink (a standalone
@@ -62,7 +64,7 @@ else
     SCALE=1
 fi
 SERVERS=${SERVERS:-"smtpkit smtpkit-nopoll smtp-sink mailin aiosmtpd"}
-WORKLOADS=${WORKLOADS:-"1 2 3 4 5"}
+WORKLOADS=${WORKLOADS:-"1 2 3 4 5 6"}
 VENV=${VENV:-/tmp/smtpkit-bench-venv}
 PORT_BASE=${PORT_BASE:-21000}
 RUN_TIMEOUT=${RUN_TIMEOUT:-600}
@@ -302,13 +304,13 @@ run_source() {
         printf "  %-9s %s  wall %.2fs  server CPU %.2fs  peak RSS %.1f MiB\n", s, rate, wall, cpu, hwm / 1024 }' >&2
 }
 
-# run_idle SERVER REP COUNT
+# run_idle WORKLOAD SERVER REP COUNT [MESSAGE_BYTES]
 run_idle() {
-    local server=$1 rep=$2 count=$3
+    local w=$1 server=$2 rep=$3 count=$4 size=${5:-0}
     next_port
-    local tag="w5-$server-r$rep"
+    local tag="w$w-$server-r$rep"
     start_server "$server" "$PORT" "$WORK/$tag.server.log" || {
-        result 5 "$server" "$rep" 0 "$count" 0 0 0 0 0 0
+        result "$w" "$server" "$rep" 0 "$count" "$size" 0 0 0 0 0
         return 0
     }
     sleep 0.3
@@ -316,7 +318,7 @@ run_idle() {
     base=$(status_kib "$SERVER_PID" VmRSS)
     c0=$(cpu_ticks "$SERVER_PID")
     t0=$(now)
-    python3 "$HERE/idle_clients.py" 127.0.0.1 "$PORT" "$count" "$stop" 180 >"$out" 2>&1 &
+    python3 "$HERE/idle_clients.py" 127.0.0.1 "$PORT" "$count" "$stop" 180 50 "$size" >"$out" 2>&1 &
     IDLE_PID=$!
     for _ in $(seq 1 1500); do # at most 150 s
         ready=$(grep -m1 '^ready' "$out" 2>/dev/null || true)
@@ -342,7 +344,7 @@ run_idle() {
     local wall cpu
     wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')
     cpu=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN { printf "%.3f", (b - a) / hz }')
-    result 5 "$server" "$rep" "$ok" "$greeted" 0 "$wall" "$cpu" "$hwm" "$base" "$rss"
+    result "$w" "$server" "$rep" "$ok" "$greeted" "$size" "$wall" "$cpu" "$hwm" "$base" "$rss"
     awk -v s="$server" -v n="$greeted" -v base="$base" -v rss="$rss" 'BEGIN {
         printf "  %-9s %d idle connections: RSS %.1f -> %.1f MiB, %.1f KiB each\n", s, n, base / 1024, rss / 1024, (n ? (rss - base) / n : 0) }' >&2
 }
@@ -387,7 +389,11 @@ for w in $WORKLOADS; do
                 ;;
             5)
                 log "[workload 5: $((2000 / SCALE)) idle connections; rep $rep/$REPS]"
-                run_idle "$server" "$rep" $((2000 / SCALE))
+                run_idle 5 "$server" "$rep" $((2000 / SCALE))
+                ;;
+            6)
+                log "[workload 6: $((2000 / SCALE)) connections idle after a 64 KiB message; rep $rep/$REPS]"
+                run_idle 6 "$server" "$rep" $((2000 / SCALE)) $((64 * KIB))
                 ;;
             *) log "unknown workload $w" ;;
             esac
@@ -459,6 +465,8 @@ add("4", f"{title}: peak RSS (MiB)", lambda r: r["hwm"] / 1024, "{:.1f}", "lower
 title = f"{count_of('5'):,} idle connections"
 add("5", f"{title}: RSS per connection (KiB)", lambda r: (r["rss"] - r["base"]) / max(r["count"], 1), "{:.1f}", "lower")
 add("5", f"{title}: baseline RSS (MiB)", lambda r: r["base"] / 1024, "{:.1f}", "lower")
+title = f"{count_of('6'):,} connections idle after a 64 KiB message"
+add("6", f"{title}: RSS per connection (KiB)", lambda r: (r["rss"] - r["base"]) / max(r["count"], 1), "{:.1f}", "lower")
 
 peers = [s for s in servers if s != "smtpkit"]
 has_kit = "smtpkit" in servers

@@ -176,6 +176,8 @@ fn bad_arguments_exit_2_with_one_line() {
         (&["-n", "-c", "nosuch"][..], "unknown handler"),
         (&["-n", "-s", "big"][..], "big"),
         (&["-n", "--busy-poll", "soon"][..], "--busy-poll"),
+        (&["-n", "--blocking-threads", "0"][..], "--blocking-threads"),
+        (&["-n", "--blocking-queue", "many"][..], "--blocking-queue"),
     ] {
         let out = run(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -271,6 +273,54 @@ fn debugging_prints_messages_on_stdout_by_default() {
         stdout.contains("------------ END MESSAGE ------------"),
         "{stdout}"
     );
+}
+
+#[test]
+fn control_characters_in_addresses_are_refused_on_request() {
+    let commands = [
+        "EHLO client.example\r\n",
+        "MAIL FROM:<an\u{1}ne@example.com>\r\n",
+        "MAIL FROM:<anne@example.com>\r\n",
+        "RCPT TO:<ba\u{0}rt@example.com>\r\n",
+        "QUIT\r\n",
+    ];
+    // aiosmtpd's default: the bytes are part of the address.
+    let port = free_port();
+    let server = Server::start(&["-n", "-c", "sink", "-l", &format!("127.0.0.1:{port}")]);
+    let replies = dialogue(connect_tcp(port), &commands);
+    assert_eq!(
+        replies[1..],
+        [
+            "250 HELP",
+            "250 OK",
+            "503 Error: nested MAIL command",
+            "250 OK",
+            "221 Bye"
+        ]
+    );
+    server.terminate();
+
+    let port = free_port();
+    let server = Server::start(&[
+        "-n",
+        "-c",
+        "sink",
+        "--refuse-control-characters",
+        "-l",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    let replies = dialogue(connect_tcp(port), &commands);
+    assert_eq!(
+        replies[1..],
+        [
+            "250 HELP",
+            "501 5.1.7 Bad sender address syntax: control character",
+            "250 OK",
+            "501 5.1.3 Bad recipient address syntax: control character",
+            "221 Bye"
+        ]
+    );
+    server.terminate();
 }
 
 #[test]

@@ -11,7 +11,7 @@
 
 use std::collections::VecDeque;
 
-use smtpkit::proto::{Ask, AuthResult, Config, Decision, Outcome, Peer, Reply};
+use smtpkit::proto::{Ask, AuthResult, Config, Decision, FailureClass, Outcome, Peer, Reply};
 
 use super::harness::{Harness, Source, b64_decode, b64_encode, encode_reply};
 
@@ -268,8 +268,22 @@ impl Model {
                         AuthResult::Failure(None)
                     }
                     Decision::Failed(f) => {
-                        let text = format!("Error: ({}) {}", f.kind, f.message);
-                        self.replies.push(Expect::exact(500, &text));
+                        let (code, text) = match f.class {
+                            FailureClass::Permanent => {
+                                (500, format!("Error: ({}) {}", f.kind, f.message))
+                            }
+                            FailureClass::Temporary => {
+                                (451, format!("4.3.0 Error: ({}) {}", f.kind, f.message))
+                            }
+                            FailureClass::StorageFull => (
+                                452,
+                                format!(
+                                    "4.3.1 Insufficient system storage: ({}) {}",
+                                    f.kind, f.message
+                                ),
+                            ),
+                        };
+                        self.replies.push(Expect::exact(code, &text));
                         return self.process();
                     }
                 };

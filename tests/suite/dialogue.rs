@@ -249,7 +249,7 @@ impl Handler for Failing {
 }
 
 #[test]
-fn hook_error_gets_500_with_kind_and_message() {
+fn hook_errors_get_their_kind_and_message() {
     let mut controller = started(Failing {
         custom: None,
         seen: Mutex::new(Vec::new()),
@@ -261,9 +261,10 @@ fn hook_error_gets_500_with_kind_and_message() {
         client.cmd("MAIL FROM:<x@example.com>"),
         "500 Error: (ValueError) boom"
     );
+    // An I/O error is transient: the sender should retry.
     assert_eq!(
         client.cmd("MAIL FROM:<io@example.com>"),
-        "500 Error: (io::Error) disk full"
+        "451 4.3.0 Error: (io::Error) disk full"
     );
     // The failed MAIL changed nothing: a new MAIL is not "nested".
     assert_eq!(client.cmd("MAIL FROM:<ok@example.com>"), "250 OK");

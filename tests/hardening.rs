@@ -1,0 +1,269 @@
+//! The `smtpkit` binary when resources run out, on every runtime it was built
+//! with (Linux: the figures come from `/proc/<pid>/status`, the limits from
+//! `ulimit` and a small tmpfs in a private mount namespace).
+//!
+//! - 3,000 clients end DATA at the same moment against `-c mailbox` under a
+//!   3 GiB address-space limit: the process survives, deliveries queue for the
+//!   bounded blocking pool (the thread count stays flat), every client gets
+//!   `250` or a `4xx` (never a `5xx`), and every `250` is a file in `new/`.
+//! - A Maildir on a full disk answers `452 4.3.1` (retry later) and leaves no
+//!   partial file; a message that fits is then stored.
+
+#![cfg(target_os = "linux")]
+
+mod common;
+use common::server::{Client, Server};
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Clients ending DATA together (fewer if the open-file limit is lower).
+const CONCURRENT: usize = 3000;
+/// `--blocking-threads` for the concurrency test.
+const POOL_THREADS: u64 = 16;
+/// Threads beyond the ones running after the first delivery that the runtime
+/// may add (its own helpers); far below one per delivery.
+const THREAD_SLACK: u64 = 8;
+/// `ulimit -v` for the concurrency test, in KiB (3 GiB).
+const ADDRESS_SPACE_KIB: u64 = 3 << 20;
+
+/// A number field of `/proc/<pid>/status` as written (no unit conversion).
+fn status_number(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with(&format!("{field}:")))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// The soft limit on open files of this process (the server inherits it).
+fn open_file_limit() -> usize {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+    limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1024)
+}
+
+fn count_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .count()
+}
+
+/// One message from a fresh client; returns the reply to the final dot.
+fn deliver(server: &Server, body: &[u8]) -> String {
+    let mut c = server.connect();
+    c.greeting();
+    assert_eq!(c.cmd("EHLO client.example"), "250 HELP");
+    assert_eq!(c.cmd("MAIL FROM:<a@example.com>"), "250 OK");
+    assert_eq!(c.cmd("RCPT TO:<b@example.com>"), "250 OK");
+    assert_eq!(c.cmd("DATA"), "354 End data with <CR><LF>.<CR><LF>");
+    c.send(body);
+    let reply = c.cmd(".");
+    assert_eq!(c.cmd("QUIT"), "221 Bye");
+    reply
+}
+
+fn concurrent_deliveries(runtime: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let maildir = dir.path().join("Maildir");
+    let ulimit = format!("ulimit -v {ADDRESS_SPACE_KIB} && exec \"$0\" \"$@\"");
+    let threads = POOL_THREADS.to_string();
+    let mut server = Server::start_wrapped(
+        &["sh", "-c", &ulimit],
+        runtime,
+        &[
+            "-c",
+            "mailbox",
+            maildir.to_str().unwrap(),
+            "--blocking-threads",
+            &threads,
+        ],
+    );
+    let pid = server.child.id();
+    // The first delivery starts the pool's threads.
+    assert_eq!(
+        deliver(&server, b"Subject: first\r\n\r\nfirst\r\n"),
+        "250 OK"
+    );
+    let baseline = status_number(pid, "Threads").expect("Threads");
+
+    let count = CONCURRENT.min(open_file_limit().saturating_sub(200) / 2);
+    let mut clients: Vec<Client> = Vec::with_capacity(count);
+    for i in 0..count {
+        let mut c = server.connect();
+        c.greeting();
+        c.send(
+            format!(
+                "EHLO c{i}.example\r\nMAIL FROM:<a{i}@example.com>\r\nRCPT TO:<b@example.com>\r\n\
+                 DATA\r\nSubject: {i}\r\n\r\nmessage {i}\r\n"
+            )
+            .as_bytes(),
+        );
+        assert_eq!(c.reply(), "250 HELP", "client {i}: EHLO");
+        assert_eq!(c.reply(), "250 OK", "client {i}: MAIL");
+        assert_eq!(c.reply(), "250 OK", "client {i}: RCPT");
+        assert_eq!(c.reply(), "354 End data with <CR><LF>.<CR><LF>");
+        clients.push(c);
+    }
+
+    // Sample the thread count while every message ends at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    let peak = Arc::new(AtomicU64::new(baseline));
+    let sampler = {
+        let (stop, peak) = (stop.clone(), peak.clone());
+        std::thread::spawn(move || {
+            // Bounded: at most 120 s of 2 ms samples.
+            for _ in 0..60_000 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                if let Some(n) = status_number(pid, "Threads") {
+                    peak.fetch_max(n, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+    for c in &mut clients {
+        c.send(b".\r\n");
+    }
+    let mut accepted = 0;
+    let mut deferred: Vec<String> = Vec::new();
+    let mut wrong: Vec<String> = Vec::new();
+    for (i, c) in clients.iter_mut().enumerate() {
+        match c.try_line() {
+            Ok(reply) if reply == "250 OK" => accepted += 1,
+            Ok(reply) if reply.starts_with('4') => deferred.push(reply),
+            Ok(reply) => wrong.push(format!("client {i}: {reply:?}")),
+            Err(e) => wrong.push(format!("client {i}: {e}")),
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    sampler.join().unwrap();
+    let peak = peak.load(Ordering::Relaxed);
+    eprintln!(
+        "{runtime}: {count} deliveries at once under ulimit -v {ADDRESS_SPACE_KIB}: \
+         {accepted} accepted, {} deferred {:?}, threads {baseline} -> peak {peak}",
+        deferred.len(),
+        deferred.first()
+    );
+    assert!(
+        server.is_running(),
+        "{runtime}: smtpkit died: {}",
+        server.stderr()
+    );
+    assert!(
+        wrong.is_empty(),
+        "{runtime}: {} clients got neither 250 nor 4xx, e.g. {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(5)]
+    );
+    assert_eq!(
+        count_files(&maildir.join("new")),
+        accepted + 1,
+        "{runtime}: every 250 is a stored message"
+    );
+    assert_eq!(count_files(&maildir.join("tmp")), 0, "{runtime}: tmp/");
+    assert!(
+        peak <= baseline + THREAD_SLACK,
+        "{runtime}: {peak} threads while {count} deliveries ran (baseline {baseline}, \
+         pool {POOL_THREADS})"
+    );
+    drop(clients);
+    assert_eq!(deliver(&server, b"Subject: last\r\n\r\nlast\r\n"), "250 OK");
+}
+
+/// Whether this process may make a private mount namespace (`unshare -rm`).
+fn can_unshare() -> bool {
+    std::process::Command::new("unshare")
+        .args(["-rm", "true"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn disk_full(runtime: &str) {
+    if !can_unshare() {
+        assert!(
+            std::env::var_os("SMTPKIT_REQUIRE_CLIENTS").is_none(),
+            "`unshare -rm` is needed for the disk-full test"
+        );
+        eprintln!("skipping the disk-full test: `unshare -rm` is not permitted here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mount = dir.path().to_str().unwrap().to_owned();
+    // A 64 KiB tmpfs seen only by the server (its own mount namespace).
+    let script = format!("mount -t tmpfs -o size=64k tmpfs '{mount}' && exec \"$0\" \"$@\"");
+    let maildir = format!("{mount}/Maildir");
+    let server = Server::start_wrapped(
+        &["unshare", "-rm", "sh", "-c", &script],
+        runtime,
+        &["-c", "mailbox", &maildir],
+    );
+    // The server's view of the Maildir.
+    let seen = format!("/proc/{}/root{maildir}", server.child.id());
+    let seen = Path::new(&seen);
+    assert_eq!(count_files(&seen.join("new")), 0);
+
+    let line = [b"y".repeat(98).as_slice(), b"\r\n"].concat();
+    let big: Vec<u8> = line.repeat(2000);
+    let reply = deliver(&server, &big);
+    assert!(
+        reply.starts_with("452 4.3.1 Insufficient system storage: (io::Error) "),
+        "{runtime}: a full disk is a transient failure: {reply:?}"
+    );
+    assert_eq!(count_files(&seen.join("tmp")), 0, "no partial file");
+    assert_eq!(count_files(&seen.join("new")), 0);
+
+    assert_eq!(
+        deliver(&server, b"Subject: small\r\n\r\nfits\r\n"),
+        "250 OK"
+    );
+    assert_eq!(count_files(&seen.join("new")), 1);
+}
+
+#[test]
+#[cfg(feature = "runtime-tokio")]
+fn concurrent_deliveries_on_tokio() {
+    concurrent_deliveries("tokio");
+}
+
+#[test]
+#[cfg(feature = "runtime-smol")]
+fn concurrent_deliveries_on_smol() {
+    concurrent_deliveries("smol");
+}
+
+#[test]
+#[cfg(feature = "runtime-async-std")]
+fn concurrent_deliveries_on_async_std() {
+    concurrent_deliveries("async-std");
+}
+
+#[test]
+#[cfg(feature = "runtime-tokio")]
+fn disk_full_on_tokio() {
+    disk_full("tokio");
+}
+
+#[test]
+#[cfg(feature = "runtime-smol")]
+fn disk_full_on_smol() {
+    disk_full("smol");
+}
+
+#[test]
+#[cfg(feature = "runtime-async-std")]
+fn disk_full_on_async_std() {
+    disk_full("async-std");
+}
