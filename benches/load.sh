@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Load benchmark: smtpkit (`-c sink`) against Postfix's smtp-sink, mailin-embedded
 # (benches/peers/mailin-sink, a Rust crate with a thread pool) and aiosmtpd's Sink,
-# each driven in turn by Postfix's smtp-source on 127.0.0.1.
+# each driven in turn by Postfix's smtp-source on 127.0.0.1 (workloads 1-4), by
+# benches/idle_clients.py (5, 6) and by benches/pipeline_client.py (7, 8).
 #
 #   bash benches/load.sh              # full run: 7 interleaved repetitions, medians
 #   QUICK=1 bash benches/load.sh      # check the script: 1 repetition, 10x fewer messages
@@ -14,7 +15,10 @@
 #                     aiosmtpd if pip cannot install it) and, on request only, epoll-floor
 #                     uring-floor tokio-floor (benches/peers/floor-sinks: the floor, no SMTP server)
 #                     and smtpkit-base (see SMTPKIT_BASE)
-#   WORKLOADS="..."   subset of 1 2 3 4 5 6 (default: all)
+#   WORKLOADS="..."   subset of 1 2 3 4 5 6 7 8 (default: all)
+#   PIPELINE_FORCE=1  workload 7 pipelines (and 8 sends BDAT) even to a server that does
+#                     not advertise PIPELINING (CHUNKING): pipeline_client.py --force.
+#                     Without it such a server's pipelined runs fail (n/a in the table)
 #   SKIP_BUILD=1      don't run `cargo build --release` for smtpkit nor the peers (use
 #                     the existing binaries; mailin is skipped if it has none)
 #   SMTPKIT=PATH      the smtpkit binary (default: <target dir>/release/smtpkit)
@@ -38,6 +42,18 @@
 #   5  2,000 idle connections (benches/idle_clients.py holds them after the greeting)
 #   6  2,000 connections idle after one 64 KiB message each (sent in one write:
 #      EHLO, MAIL, RCPT, DATA, the body and the dot; then held open)
+#   7  1 session, 2,000 x 1 KiB by benches/pipeline_client.py, twice per server and
+#      repetition (each with a fresh server; the order alternates by repetition):
+#      7p pipelined (RFC 2920: MAIL, RCPT, DATA in one write; after the 354 the body,
+#         the dot and the next MAIL, RCPT, DATA in one write; needs PIPELINING, which
+#         smtpkit advertises with `--extensions pipelining`, passed when its --help
+#         has --extensions)
+#      7l lockstep (a write per command, each waiting for its reply)
+#      msg/s here is the client's own time (connect .. 221), not the process's.
+#   8  smtpkit only, with `--extensions chunking` (skipped with a note if its --help
+#      lacks --extensions): 1 session, 20 x 20 MiB (QUICK=1: 2 x 2 MiB) by
+#      pipeline_client.py --mode lockstep, 8b by BDAT <n> LAST (RFC 3030) and 8d by
+#      DATA, the same bytes; alternating order
 #
 # Servers: smtpkit -c sink; smtpkit-nopoll = the same with --busy-poll 0 (no busy
 # polling: what a server that sleeps in the event loop between commands does); smtp-sink; mailin = benches/peers/mailin-sink (a standalone
@@ -64,7 +80,7 @@ else
     SCALE=1
 fi
 SERVERS=${SERVERS:-"smtpkit smtpkit-nopoll smtp-sink mailin aiosmtpd"}
-WORKLOADS=${WORKLOADS:-"1 2 3 4 5 6"}
+WORKLOADS=${WORKLOADS:-"1 2 3 4 5 6 7 8"}
 VENV=${VENV:-/tmp/smtpkit-bench-venv}
 PORT_BASE=${PORT_BASE:-21000}
 RUN_TIMEOUT=${RUN_TIMEOUT:-600}
@@ -201,6 +217,31 @@ fi
 SINK_USER=()
 [ "$(id -u)" = 0 ] && SINK_USER=(-u nobody)
 
+# Opt-in extensions (workloads 7 and 8): `--extensions NAME` is passed to an smtpkit
+# binary only if its --help mentions --extensions (older builds have no such flag).
+has_extensions() { "$1" --help 2>&1 | grep -q -e '--extensions'; }
+KIT_HAS_EXT=0
+has_extensions "$SMTPKIT" && KIT_HAS_EXT=1
+BASE_HAS_EXT=0
+if [[ " $SERVERS " == *" smtpkit-base "* ]] && [ -n "${SMTPKIT_BASE:-}" ] && has_extensions "$SMTPKIT_BASE"; then
+    BASE_HAS_EXT=1
+fi
+KIT_EXTRA=()  # extra flags of smtpkit and smtpkit-nopoll in the current workload
+BASE_EXTRA=() # the same for smtpkit-base
+# kit_extensions [NAME]: sets KIT_EXTRA/BASE_EXTRA to `--extensions NAME` where the
+# binary has the flag; without NAME, clears them (workloads 1-6).
+kit_extensions() {
+    KIT_EXTRA=()
+    BASE_EXTRA=()
+    [ -n "${1:-}" ] || return 0
+    [ "$KIT_HAS_EXT" = 1 ] && KIT_EXTRA=(--extensions "$1")
+    [ "$BASE_HAS_EXT" = 1 ] && BASE_EXTRA=(--extensions "$1")
+    return 0
+}
+PIPELINE_FORCE=${PIPELINE_FORCE:-0}
+CLIENT_FORCE=()
+[ "$PIPELINE_FORCE" = 1 ] && CLIENT_FORCE=(--force)
+
 if pgrep -f '\.ci/run' >/dev/null 2>&1; then
     log "warning: a CI run is using this machine; numbers will be noisy"
 fi
@@ -231,9 +272,9 @@ listening() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
 start_server() {
     local name=$1 port=$2 out=$3
     case "$name" in
-    smtpkit) "$SMTPKIT" -n -l "127.0.0.1:$port" -c sink >"$out" 2>&1 & ;;
-    smtpkit-nopoll) "$SMTPKIT" -n -l "127.0.0.1:$port" -c sink --busy-poll 0 >"$out" 2>&1 & ;;
-    smtpkit-base) "${SMTPKIT_BASE:?SMTPKIT_BASE=PATH names the binary of smtpkit-base}" -n -l "127.0.0.1:$port" -c sink >"$out" 2>&1 & ;;
+    smtpkit) "$SMTPKIT" -n -l "127.0.0.1:$port" -c sink "${KIT_EXTRA[@]}" >"$out" 2>&1 & ;;
+    smtpkit-nopoll) "$SMTPKIT" -n -l "127.0.0.1:$port" -c sink --busy-poll 0 "${KIT_EXTRA[@]}" >"$out" 2>&1 & ;;
+    smtpkit-base) "${SMTPKIT_BASE:?SMTPKIT_BASE=PATH names the binary of smtpkit-base}" -n -l "127.0.0.1:$port" -c sink "${BASE_EXTRA[@]}" >"$out" 2>&1 & ;;
     smtp-sink) "$SMTP_SINK" "${SINK_USER[@]}" -m 4096 "127.0.0.1:$port" 4096 >"$out" 2>&1 & ;;
     mailin) "$MAILIN" "127.0.0.1:$port" >"$out" 2>&1 & ;;
     epoll-floor | uring-floor | tokio-floor) "$FLOOR_BIN/$name" "127.0.0.1:$port" >"$out" 2>&1 & ;;
@@ -304,6 +345,50 @@ run_source() {
         printf "  %-9s %s  wall %.2fs  server CPU %.2fs  peak RSS %.1f MiB\n", s, rate, wall, cpu, hwm / 1024 }' >&2
 }
 
+# run_client WORKLOAD SERVER REP COUNT SIZE PIPELINE_CLIENT-FLAGS...: one session of
+# benches/pipeline_client.py; the wall time is the client's own (connect .. 221 of
+# QUIT), without the start of the Python interpreter.
+run_client() {
+    local w=$1 server=$2 rep=$3 count=$4 size=$5
+    shift 5
+    next_port
+    local tag="w$w-$server-r$rep"
+    start_server "$server" "$PORT" "$WORK/$tag.server.log" || {
+        result "$w" "$server" "$rep" 0 "$count" "$size" 0 0 0 0 0
+        return 0
+    }
+    local c0 c1 u0 u1 rc=0 hwm out=$WORK/$tag.client.log
+    c0=$(cpu_ticks "$SERVER_PID")
+    u0=$(cpu_ticks "$SERVER_PID" user)
+    timeout "$RUN_TIMEOUT" python3 "$HERE/pipeline_client.py" 127.0.0.1 "$PORT" \
+        --messages "$count" --size "$size" "$@" >"$out" 2>&1 || rc=$?
+    sleep 0.2
+    c1=$(cpu_ticks "$SERVER_PID")
+    u1=$(cpu_ticks "$SERVER_PID" user)
+    hwm=$(status_kib "$SERVER_PID" VmHWM)
+    stop_server
+    local wall ok=1
+    wall=$(sed -n 's/^messages=[0-9]* seconds=\([0-9.]*\) .*/\1/p' "$out" | tail -1)
+    if [ "$rc" != 0 ] || [ -z "$wall" ]; then
+        ok=0
+        wall=0
+        if [ "$rc" = 3 ]; then
+            log "  $server: $(grep -m1 'does not advertise' "$out" | sed 's/^pipeline_client: //; s/; --force.*//') (n/a; PIPELINE_FORCE=1 to force)"
+        else
+            log "  pipeline_client.py failed (exit $rc) against $server: $(tail -2 "$out" | tr '\n' ' ')"
+        fi
+    fi
+    local cpu user
+    cpu=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN { printf "%.3f", (b - a) / hz }')
+    user=$(awk -v a="$u0" -v b="$u1" -v hz="$HZ" 'BEGIN { printf "%.3f", (b - a) / hz }')
+    result "$w" "$server" "$rep" "$ok" "$count" "$size" "$wall" "$cpu" "$hwm" 0 0 "$user"
+    [ "$ok" = 1 ] || return 0
+    awk -v s="$server" -v w="$w" -v n="$count" -v sz="$size" -v wall="$wall" -v cpu="$cpu" -v hwm="$hwm" 'BEGIN {
+        if (sz >= 1048576) rate = sprintf("%.1f MiB/s", n * sz / 1048576 / wall)
+        else rate = sprintf("%.0f msg/s", n / wall)
+        printf "  %-9s %-3s %s  wall %.3fs  server CPU %.2fs  peak RSS %.1f MiB\n", s, w, rate, wall, cpu, hwm / 1024 }' >&2
+}
+
 # run_idle WORKLOAD SERVER REP COUNT [MESSAGE_BYTES]
 run_idle() {
     local w=$1 server=$2 rep=$3 count=$4 size=${5:-0}
@@ -353,6 +438,7 @@ run_idle() {
 
 KIB=1024
 MIB20=$((20 * 1024 * 1024))
+if [ "$QUICK" = 1 ]; then W8_COUNT=2 W8_SIZE=$((2 * 1024 * 1024)); else W8_COUNT=20 W8_SIZE=$MIB20; fi
 {
     echo "# smtpkit load benchmark"
     echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ)  $(uname -srm)  $(nproc) cores  REPS=$REPS QUICK=$QUICK"
@@ -364,10 +450,33 @@ MIB20=$((20 * 1024 * 1024))
     if [[ " $SERVERS " == *" aiosmtpd "* ]]; then
         echo "# aiosmtpd: $("$VENV/bin/python" -c 'import aiosmtpd; print(aiosmtpd.__version__)') on $("$VENV/bin/python" --version 2>&1)"
     fi
+    if [[ " $WORKLOADS " == *" 7 "* ]] || [[ " $WORKLOADS " == *" 8 "* ]]; then
+        echo "# workloads 7/8: benches/pipeline_client.py on $(python3 --version 2>&1)$([ "$PIPELINE_FORCE" = 1 ] && echo ', PIPELINE_FORCE=1 (--force)')"
+        if [ "$KIT_HAS_EXT" = 1 ]; then
+            echo "# smtpkit: --extensions pipelining in workload 7, --extensions chunking in workload 8"
+        else
+            echo "# smtpkit: no --extensions in this binary: PIPELINING not advertised (workload 7), workload 8 skipped"
+        fi
+    fi
     echo "# servers: $SERVERS"
 } | tee "$WORK/header.txt" >&2
 
 for w in $WORKLOADS; do
+    case "$w" in
+    7) kit_extensions pipelining ;;
+    8)
+        kit_extensions chunking
+        if [ "$KIT_HAS_EXT" != 1 ]; then
+            log "[workload 8 skipped: $SMTPKIT --help has no --extensions (no CHUNKING to measure)]"
+            continue
+        fi
+        if [[ " $SERVERS " != *" smtpkit "* ]]; then
+            log "[workload 8 skipped: it runs against smtpkit only, which is not in SERVERS]"
+            continue
+        fi
+        ;;
+    *) kit_extensions ;;
+    esac
     for rep in $(seq 1 "$REPS"); do
         for server in $SERVERS; do
             case "$w" in
@@ -394,6 +503,25 @@ for w in $WORKLOADS; do
             6)
                 log "[workload 6: $((2000 / SCALE)) connections idle after a 64 KiB message; rep $rep/$REPS]"
                 run_idle 6 "$server" "$rep" $((2000 / SCALE)) $((64 * KIB))
+                ;;
+            7)
+                log "[workload 7: 1 session, $((2000 / SCALE)) x 1 KiB, pipelined (7p) and lockstep (7l); rep $rep/$REPS]"
+                if [ $((rep % 2)) = 1 ]; then modes="pipelined lockstep"; else modes="lockstep pipelined"; fi
+                for mode in $modes; do
+                    run_client "7${mode:0:1}" "$server" "$rep" $((2000 / SCALE)) $KIB --mode "$mode" "${CLIENT_FORCE[@]}"
+                done
+                ;;
+            8)
+                [ "$server" = smtpkit ] || continue
+                log "[workload 8: 1 session, $W8_COUNT x $((W8_SIZE / 1048576)) MiB, BDAT (8b) and DATA (8d); rep $rep/$REPS]"
+                if [ $((rep % 2)) = 1 ]; then bodies="--bdat data"; else bodies="data --bdat"; fi
+                for body in $bodies; do
+                    if [ "$body" = --bdat ]; then
+                        run_client 8b "$server" "$rep" "$W8_COUNT" "$W8_SIZE" --mode lockstep --bdat "${CLIENT_FORCE[@]}"
+                    else
+                        run_client 8d "$server" "$rep" "$W8_COUNT" "$W8_SIZE" --mode lockstep
+                    fi
+                done
                 ;;
             *) log "unknown workload $w" ;;
             esac
@@ -467,6 +595,27 @@ add("5", f"{title}: RSS per connection (KiB)", lambda r: (r["rss"] - r["base"]) 
 add("5", f"{title}: baseline RSS (MiB)", lambda r: r["base"] / 1024, "{:.1f}", "lower")
 title = f"{count_of('6'):,} connections idle after a 64 KiB message"
 add("6", f"{title}: RSS per connection (KiB)", lambda r: (r["rss"] - r["base"]) / max(r["count"], 1), "{:.1f}", "lower")
+# Workload 7: the same session pipelined (7p) and in lockstep (7l); the row
+# "pipelined / lockstep" divides the two medians of each server.
+for w, how in (("7p", "pipelined"), ("7l", "lockstep")):
+    title = f"7{how[0]} 1 session {how}, {count_of(w):,} x 1 KiB"
+    add(w, f"{title}: msg/s", lambda r: r["count"] / r["wall"], "{:,.0f}", "higher")
+    add(w, f"{title}: server CPU per msg (ms)", lambda r: 1000 * r["cpu"] / r["count"], "{:.3f}", "lower")
+add(("7p", "7l"), "7 pipelined / lockstep: msg/s", lambda r: r["count"] / r["wall"], "{:.2f}x", "higher")
+add(("7p", "7l"), "7 pipelined / lockstep: server CPU per msg", lambda r: r["cpu"] / r["count"], "{:.2f}x", "lower")
+# Workload 8 (smtpkit only): the same bodies by BDAT (8b) and by DATA (8d).
+def size_of(w):
+    for s in servers:
+        for r in runs.get((w, s), []):
+            return r["size"]
+    return 0
+for w, how in (("8b", "BDAT"), ("8d", "DATA")):
+    title = f"{w} 1 session, {count_of(w)} x {size_of(w) / MIB:.0f} MiB by {how}"
+    add(w, f"{title}: MiB/s", lambda r: r["count"] * r["size"] / MIB / r["wall"], "{:,.0f}", "higher")
+    add(w, f"{title}: server CPU per MiB (ms)", lambda r: 1000 * r["cpu"] / (r["count"] * r["size"] / MIB), "{:.2f}", "lower")
+    add(w, f"{title}: peak RSS (MiB)", lambda r: r["hwm"] / 1024, "{:.1f}", "lower")
+add(("8b", "8d"), "8 BDAT / DATA: MiB/s", lambda r: r["count"] * r["size"] / MIB / r["wall"], "{:.2f}x", "higher")
+add(("8b", "8d"), "8 BDAT / DATA: server CPU per MiB", lambda r: r["cpu"] / (r["count"] * r["size"]), "{:.2f}x", "lower")
 
 peers = [s for s in servers if s != "smtpkit"]
 has_kit = "smtpkit" in servers
@@ -474,10 +623,18 @@ cols = ["workload: metric (median)"] + servers
 if has_kit:
     cols += [f"smtpkit / {p}" for p in peers]
 rows = []
+def median_ratio(pair, s, fn):
+    a, b = med(pair[0], s, fn), med(pair[1], s, fn)
+    return a / b if a and b else None
 for w, label, fn, fmt, better in metrics:
-    if not any((w, s) in runs for s in servers):
+    if isinstance(w, tuple):  # a ratio of two workloads' medians, per server
+        if not any((x, s) in runs for x in w for s in servers):
+            continue
+        vals = {s: median_ratio(w, s, fn) for s in servers}
+    elif not any((w, s) in runs for s in servers):
         continue
-    vals = {s: med(w, s, fn) for s in servers}
+    else:
+        vals = {s: med(w, s, fn) for s in servers}
     if all(v is None for v in vals.values()):
         continue
     row = [label] + [fmt.format(vals[s]) if vals[s] is not None else "n/a" for s in servers]
@@ -490,7 +647,7 @@ for w, label, fn, fmt, better in metrics:
 
 print()
 print(open(header).read().rstrip())
-done = [w for w in "12345" if any((w, s) in runs for s in servers)]
+done = [w for w in ("1", "2", "3", "4", "5", "6", "7p", "7l", "8b", "8d") if any((w, s) in runs for s in servers)]
 print(f"# successful runs (workloads {'/'.join(done)}): "
       + ", ".join(s + " " + "/".join(str(reps(w, s)) for w in done) for s in servers))
 print()
@@ -504,6 +661,9 @@ for r in rows:
 print()
 print("Ratios are smtpkit's figure divided by the peer's: above 1 is better for msg/s and MiB/s,")
 print("below 1 is better for CPU per message/MiB, RSS and RSS per connection.")
+if any(isinstance(m[0], tuple) and any((x, s) in runs for x in m[0] for s in servers) for m in metrics):
+    print("Rows \"A / B\" divide a server's median in workload A by its median in B (7: pipelined /")
+    print("lockstep; 8: BDAT / DATA); their smtpkit / peer columns compare those gains.")
 
 if not has_kit:
     sys.exit(0)
@@ -526,7 +686,7 @@ def spread(ratios):
 print()
 print("Paired ratios (each repetition of smtpkit / the peer's run next to it): median (min-max, n)")
 for w, label, fn, fmt, better in metrics:
-    if w not in "1234" or "RSS" in label or "per MiB" in label or "of which" in label:
+    if w not in ("1", "2", "3", "4", "7p", "7l") or "RSS" in label or "per MiB" in label or "of which" in label:
         continue
     if (w, "smtpkit") not in runs:
         continue

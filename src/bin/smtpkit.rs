@@ -7,6 +7,7 @@ use clap::Parser;
 use smtpkit::Config;
 use smtpkit::handlers::blocking::BlockingPool;
 use smtpkit::handlers::{Debugging, Mailbox, Sink};
+use smtpkit::proto::Extensions;
 use std::sync::Arc;
 
 use smtpkit::server::{
@@ -157,9 +158,28 @@ struct Args {
     #[arg(long = "refuse-control-characters")]
     refuse_control_characters: bool,
 
+    /// ESMTP extensions beyond aiosmtpd's dialogue, comma-separated:
+    /// pipelining, chunking, binarymime, enhancedstatuscodes, dsn, requiretls,
+    /// limits, or all. Default: none (aiosmtpd's replies byte for byte).
+    #[arg(long = "extensions", value_name = "LIST", default_value = "",
+          value_parser = parse_extensions)]
+    extensions: Extensions,
+
+    /// Most recipients per transaction: RCPT past it gets `452 4.5.3`
+    /// (LIMITS advertises it as RCPTMAX). Default: no limit, as aiosmtpd.
+    #[arg(long = "max-recipients", value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_recipients: Option<u64>,
+
     /// Additional arguments for the handler (e.g. the Maildir for `mailbox`).
     #[arg(value_name = "CLASSARGS")]
     classargs: Vec<String>,
+}
+
+/// `--extensions LIST`.
+fn parse_extensions(list: &str) -> Result<Extensions, String> {
+    list.parse()
+        .map_err(|e: smtpkit::proto::UnknownExtension| e.to_string())
 }
 
 /// The pool of `--blocking-threads` and `--blocking-queue`.
@@ -322,6 +342,8 @@ fn config(args: &Args) -> Config {
     config.auth_required = args.auth_required;
     config.lmtp = args.lmtp;
     config.refuse_control_characters = args.refuse_control_characters;
+    config.extensions = args.extensions;
+    config.recipient_limit = args.max_recipients.map(|n| n as usize);
     config.proxy_protocol_timeout = args
         .proxy_protocol_timeout
         .map(std::time::Duration::from_secs_f64);

@@ -32,6 +32,8 @@ pub enum Verb {
     Auth,
     /// `LHLO hostname` (LMTP only)
     Lhlo,
+    /// `BDAT size [LAST]` (with CHUNKING on)
+    Bdat,
 }
 
 impl Verb {
@@ -52,6 +54,7 @@ impl Verb {
             b"STARTTLS" => Verb::StartTls,
             b"AUTH" => Verb::Auth,
             b"LHLO" => Verb::Lhlo,
+            b"BDAT" => Verb::Bdat,
             _ => return None,
         })
     }
@@ -73,6 +76,7 @@ impl Verb {
             Verb::StartTls => "STARTTLS",
             Verb::Auth => "AUTH",
             Verb::Lhlo => "LHLO",
+            Verb::Bdat => "BDAT",
         }
     }
 
@@ -92,7 +96,7 @@ impl Verb {
             Verb::StartTls => ("STARTTLS", ""),
             Verb::Auth => ("AUTH <mechanism>", ""),
             Verb::Lhlo => ("LHLO hostname", ""),
-            Verb::Expn => return None,
+            Verb::Expn | Verb::Bdat => return None,
         })
     }
 }
@@ -107,6 +111,26 @@ pub(crate) const HELP_LIST_LMTP_TLS: &str =
 /// Commands listed by HELP when STARTTLS is offered.
 pub(crate) const HELP_LIST_TLS: &str =
     "AUTH DATA EHLO HELO HELP MAIL NOOP QUIT RCPT RSET STARTTLS VRFY";
+
+/// BDAT's argument (RFC 3030): `chunk-size [SP "LAST"]`, the size 1 to 20
+/// digits that fit a `usize`, `LAST` in any case; `None` otherwise.
+pub(crate) fn parse_bdat(arg: Option<&[u8]>) -> Option<(usize, bool)> {
+    let arg = arg?;
+    let (size, last) = match memchr::memchr(b' ', arg) {
+        Some(i) => (&arg[..i], Some(&arg[i + 1..])),
+        None => (arg, None),
+    };
+    let last = match last {
+        None => false,
+        Some(word) if word.eq_ignore_ascii_case(b"LAST") => true,
+        Some(_) => return None,
+    };
+    if size.is_empty() || size.len() > 20 || !size.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let size = std::str::from_utf8(size).ok()?.parse().ok()?;
+    Some((size, last))
+}
 
 /// A command line split aiosmtpd's way: the first token (up to the first space),
 /// and the rest with ASCII whitespace stripped (`None` when empty).
@@ -171,6 +195,32 @@ pub(crate) fn py_strip(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bdat_arguments() {
+        assert_eq!(parse_bdat(Some(b"0 LAST")), Some((0, true)));
+        assert_eq!(parse_bdat(Some(b"86")), Some((86, false)));
+        assert_eq!(parse_bdat(Some(b"007 last")), Some((7, true)));
+        for bad in [
+            &b""[..],
+            b"x",
+            b"-1",
+            b"1 LAST X",
+            b"1  LAST",
+            b"1 FIRST",
+            b"1.5",
+            b"99999999999999999999999",
+            b" 1",
+        ] {
+            assert_eq!(
+                parse_bdat(Some(bad)),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(parse_bdat(None), None);
+    }
 
     #[test]
     fn split_like_aiosmtpd() {

@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use super::Extensions;
+
 /// aiosmtpd's `DATA_SIZE_DEFAULT`: 32 MiB.
 pub const DATA_SIZE_DEFAULT: usize = 33_554_432;
 /// aiosmtpd's `CALL_LIMIT_DEFAULT`.
@@ -122,6 +124,13 @@ pub struct Config {
     /// Speak LMTP (RFC 2033) instead of SMTP: LHLO instead of HELO/EHLO, and one
     /// reply per accepted recipient after the message.
     pub lmtp: bool,
+    /// The opt-in ESMTP extensions ([`Extensions`]); default none, which is
+    /// aiosmtpd's dialogue.
+    pub extensions: Extensions,
+    /// Most recipients per transaction: RCPT past it gets `452 4.5.3 Error:
+    /// too many recipients` and LIMITS advertises it as `RCPTMAX`. Default
+    /// `None`: no limit (aiosmtpd has none).
+    pub recipient_limit: Option<usize>,
     /// Expect a PROXY protocol header (v1 or v2) within this time before the
     /// greeting (aiosmtpd's `proxy_protocol_timeout`); `None`: no PROXY protocol.
     pub proxy_protocol_timeout: Option<Duration>,
@@ -148,6 +157,8 @@ impl Config {
             auth_require_tls: true,
             auth_required: false,
             lmtp: false,
+            extensions: Extensions::NONE,
+            recipient_limit: None,
             proxy_protocol_timeout: None,
         }
     }
@@ -168,6 +179,31 @@ impl Config {
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
+    }
+
+    /// Sets [`Config::extensions`].
+    ///
+    /// ```
+    /// use smtpkit::proto::{Config, Extensions};
+    /// let config = Config::new("mx.example").with_extensions(Extensions::all());
+    /// assert!(config.extensions.chunking);
+    /// ```
+    pub fn with_extensions(mut self, extensions: Extensions) -> Self {
+        self.extensions = extensions;
+        self
+    }
+
+    /// Sets [`Config::recipient_limit`] (`Some(0)` is taken as no limit).
+    pub fn with_recipient_limit(mut self, limit: Option<usize>) -> Self {
+        self.recipient_limit = limit.filter(|&l| l > 0);
+        self
+    }
+
+    /// The MAIL budget per connection, if [`Config::command_call_limit`] sets one.
+    pub(crate) fn mail_limit(&self) -> Option<u32> {
+        self.command_call_limit
+            .as_ref()
+            .map(|limits| limits.limit_for(b"MAIL"))
     }
 
     /// Sets [`Config::command_call_limit`].

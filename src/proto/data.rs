@@ -86,7 +86,7 @@ impl DataDecoder {
                         };
                     }
                     // A stuffed (or lone leading) dot: counted, not kept.
-                    self.count(1, out);
+                    self.count(1, false, out);
                     pos += 1;
                 } else if self.error.is_none() {
                     // The common case: whole lines without a leading dot, kept in
@@ -104,7 +104,7 @@ impl DataDecoder {
             match find_crlf(rest) {
                 Some(i) => {
                     let seg = &rest[..i + 2];
-                    self.count(seg.len(), out);
+                    self.count(seg.len(), true, out);
                     if self.error.is_none() {
                         out.extend_from_slice(seg);
                     }
@@ -123,7 +123,7 @@ impl DataDecoder {
                         break;
                     }
                     let seg = &rest[..n];
-                    self.count(n, out);
+                    self.count(n, false, out);
                     if self.error.is_none() {
                         out.extend_from_slice(seg);
                     }
@@ -164,21 +164,23 @@ impl DataDecoder {
         end
     }
 
-    fn count(&mut self, n: usize, out: &mut Vec<u8>) {
+    /// Counts `n` bytes of the current line (`ends_line`: up to its CRLF).
+    /// As in aiosmtpd, which reads a line before it counts its size, a line
+    /// over the length limit is `LineTooLong` even where it also crosses the
+    /// size limit, and the size limit is checked when a line ends (so at most
+    /// one line's bytes, bounded by the line limit, wait for the verdict).
+    fn count(&mut self, n: usize, ends_line: bool, out: &mut Vec<u8>) {
         if self.error.is_none() {
-            // The byte (1-based, within these n) at which each limit is crossed; the
-            // earlier one wins, so the verdict never depends on how reads were split.
-            let size_at = self
-                .size_limit
-                .filter(|&limit| self.total.saturating_add(n) > limit)
-                .map(|limit| limit.saturating_sub(self.total) + 1);
-            let line_at = (self.line_len.saturating_add(n) > self.line_limit)
-                .then(|| self.line_limit.saturating_sub(self.line_len) + 1);
-            let error = match (size_at, line_at) {
-                (Some(s), Some(l)) if l < s => Some(DataError::LineTooLong),
-                (Some(_), _) => Some(DataError::TooMuchData),
-                (None, Some(_)) => Some(DataError::LineTooLong),
-                (None, None) => None,
+            let error = if self.line_len.saturating_add(n) > self.line_limit {
+                Some(DataError::LineTooLong)
+            } else if ends_line
+                && self
+                    .size_limit
+                    .is_some_and(|limit| self.total.saturating_add(n) > limit)
+            {
+                Some(DataError::TooMuchData)
+            } else {
+                None
             };
             if error.is_some() {
                 self.error = error;
@@ -333,5 +335,15 @@ mod tests {
         let mut long = vec![b'a'; 1000];
         long.extend_from_slice(b"\r\n.\r\n");
         assert_eq!(decode_all(&long, None).1, Some(DataError::LineTooLong));
+        // aiosmtpd's first error state: a line over the limit that also
+        // crosses the size limit is too long; a size crossed by an earlier
+        // line wins over a later long line.
+        assert_eq!(decode_all(&long, Some(100)).1, Some(DataError::LineTooLong));
+        let mut first_big = b"0123456789\r\n".to_vec();
+        first_big.extend_from_slice(&long);
+        assert_eq!(
+            decode_all(&first_big, Some(5)).1,
+            Some(DataError::TooMuchData)
+        );
     }
 }

@@ -15,7 +15,9 @@
 //! - `config.rs`: what the engine reads ([`Config`]): limits, timeouts, offered
 //!   features, with aiosmtpd's defaults;
 //! - `command.rs`, `address.rs`, `params.rs`: command lines, paths and MAIL/RCPT
-//!   parameters parsed aiosmtpd's way; `data.rs`: the DATA decoder;
+//!   parameters parsed aiosmtpd's way; `dsn.rs`: DSN parameters and xtext;
+//!   `extensions.rs`: the opt-in ESMTP extensions ([`Extensions`]);
+//!   `data.rs`: the DATA decoder; `bdat.rs`: BDAT's command and chunks;
 //!   `auth.rs`: SASL encodings; `proxy_protocol.rs`: the PROXY protocol header;
 //! - `session.rs`, `outcome.rs`, `reply.rs`: the values crossing the API
 //!   ([`Session`], [`Envelope`], [`Outcome`], [`Decision`], [`Reply`]);
@@ -27,6 +29,8 @@ mod command;
 mod config;
 mod connection;
 mod data;
+mod dsn;
+mod extensions;
 mod outcome;
 mod params;
 mod proxy_protocol;
@@ -39,13 +43,15 @@ pub use command::Verb;
 pub use config::{BOGUS_LIMIT, CALL_LIMIT_DEFAULT, CallLimits, Config, DATA_SIZE_DEFAULT};
 pub use connection::{Action, Ask, BodyChunk, Connection, Error, HookCall};
 pub use data::{DataDecoder, DataError, Progress};
+pub use dsn::{DsnReturn, MailDsn, Notify, OriginalRecipient, RcptDsn};
+pub use extensions::{Extensions, UnknownExtension};
 pub use outcome::{AuthResult, Decision, FailureClass, HookFailure, Outcome};
 pub use proxy_protocol::{
     PROXY_V1_MAX_LEN, PROXY_V2_SIGNATURE, ProxyAddr, ProxyCommand, ProxyData, ProxyFamily,
     ProxyParse, ProxyProtocol, ProxyTlvs, parse_proxy_header,
 };
 pub use reply::Reply;
-pub use session::{AuthData, Envelope, Peer, Session, TlsInfo};
+pub use session::{AuthData, BodyType, Envelope, Peer, Session, TlsInfo};
 
 #[cfg(test)]
 mod tests;

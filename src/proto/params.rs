@@ -1,4 +1,8 @@
-//! MAIL and RCPT parameters (RFC 1869 keywords), checked in aiosmtpd's order.
+//! MAIL and RCPT parameters (RFC 1869 keywords), checked in aiosmtpd's order,
+//! and those of the opt-in extensions (BODY=BINARYMIME, REQUIRETLS, DSN's).
+
+use super::dsn::{self, DsnError, MailDsn, RcptDsn};
+use super::{BodyType, Extensions};
 
 /// Why MAIL parameters were refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,6 +19,37 @@ pub(crate) enum ParamError {
     TooBig,
     /// `555 ... parameters not recognized or not implemented`.
     Unknown,
+    /// With BINARYMIME: `501 5.5.4 Error: BODY can only be one of 7BIT,
+    /// 8BITMIME, BINARYMIME`.
+    BodyWithBinary,
+    /// `REQUIRETLS` outside TLS: `530 5.7.10`.
+    RequireTlsWithoutTls,
+    /// A DSN parameter that RFC 3461 does not allow: `501 5.5.4`.
+    Dsn(DsnError),
+}
+
+/// What MAIL's parameters are checked against.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MailChecks {
+    /// SMTPUTF8 is offered.
+    pub smtputf8: bool,
+    /// The SIZE limit.
+    pub size_limit: Option<usize>,
+    /// The opt-in extensions.
+    pub extensions: Extensions,
+    /// The connection is TLS (REQUIRETLS).
+    pub tls: bool,
+}
+
+/// What MAIL's accepted parameters say, typed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct MailParams {
+    /// `BODY=`.
+    pub body: Option<BodyType>,
+    /// `REQUIRETLS`.
+    pub require_tls: bool,
+    /// `RET=` and `ENVID=`.
+    pub dsn: MailDsn,
 }
 
 /// Splits the parameter string as aiosmtpd does: uppercased, on Python's white
@@ -56,27 +91,32 @@ fn param<'a>(options: &'a [String], name: &str) -> Option<Option<&'a str>> {
         .map(|(_, v)| v)
 }
 
-/// Checks MAIL parameters. `smtp_utf8` receives the SMTPUTF8 flag as soon as that
-/// parameter has been validated (aiosmtpd sets `envelope.smtp_utf8` there, before
-/// the SIZE check).
+/// Checks MAIL parameters (`options` uppercased, `raw` as sent). `smtp_utf8`
+/// receives the SMTPUTF8 flag as soon as that parameter has been validated
+/// (aiosmtpd sets `envelope.smtp_utf8` there, before the SIZE check).
 pub(crate) fn check_mail(
     options: &[String],
-    smtputf8_enabled: bool,
-    size_limit: Option<usize>,
+    raw: &str,
+    checks: &MailChecks,
     smtp_utf8: &mut bool,
-) -> Result<(), ParamError> {
+) -> Result<MailParams, ParamError> {
     if !all_valid(options) {
         return Err(ParamError::Syntax);
     }
+    let ext = checks.extensions;
     let take = |name: &str| param(options, name);
-    match take("BODY") {
-        None | Some(Some("7BIT")) | Some(Some("8BITMIME")) => {}
+    let body = match take("BODY") {
+        None => None,
+        Some(Some("7BIT")) => Some(BodyType::SevenBit),
+        Some(Some("8BITMIME")) => Some(BodyType::EightBitMime),
+        Some(Some("BINARYMIME")) if ext.binary_mime() => Some(BodyType::BinaryMime),
+        Some(_) if ext.binary_mime() => return Err(ParamError::BodyWithBinary),
         Some(_) => return Err(ParamError::Body),
-    }
+    };
     match take("SMTPUTF8") {
         None => *smtp_utf8 = false,
         Some(Some(_)) => return Err(ParamError::SmtpUtf8Argument),
-        Some(None) if !smtputf8_enabled => return Err(ParamError::SmtpUtf8Disabled),
+        Some(None) if !checks.smtputf8 => return Err(ParamError::SmtpUtf8Disabled),
         Some(None) => *smtp_utf8 = true,
     }
     match take("SIZE") {
@@ -86,7 +126,7 @@ pub(crate) fn check_mail(
             if !v.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(ParamError::Syntax);
             }
-            if let Some(limit) = size_limit {
+            if let Some(limit) = checks.size_limit {
                 // Arbitrary length: compare without overflowing.
                 let v = v.trim_start_matches('0');
                 let too_big = v.len() > 20 || v.parse::<u128>().is_ok_and(|n| n > limit as u128);
@@ -96,32 +136,83 @@ pub(crate) fn check_mail(
             }
         }
     }
-    let known = |(k, _): (&str, Option<&str>)| matches!(k, "BODY" | "SMTPUTF8" | "SIZE");
+    let mut typed = MailParams {
+        body,
+        ..MailParams::default()
+    };
+    if ext.requiretls {
+        match take("REQUIRETLS") {
+            None => {}
+            Some(Some(_)) => return Err(ParamError::Syntax),
+            Some(None) if !checks.tls => return Err(ParamError::RequireTlsWithoutTls),
+            Some(None) => typed.require_tls = true,
+        }
+    }
+    if ext.dsn {
+        typed.dsn = dsn::parse_mail(raw).map_err(ParamError::Dsn)?;
+    }
+    let known = |(k, _): (&str, Option<&str>)| match k {
+        "BODY" | "SMTPUTF8" | "SIZE" => true,
+        "REQUIRETLS" => ext.requiretls,
+        "RET" | "ENVID" => ext.dsn,
+        _ => false,
+    };
     if options.iter().filter_map(|o| split_param(o)).all(known) {
-        Ok(())
+        Ok(typed)
     } else {
         Err(ParamError::Unknown)
     }
 }
 
-/// Checks RCPT parameters: aiosmtpd recognises none.
-pub(crate) fn check_rcpt(options: &[String]) -> Result<(), ParamError> {
+/// Checks RCPT parameters (`options` uppercased, `raw` as sent): aiosmtpd
+/// recognises none; with DSN, NOTIFY and ORCPT.
+pub(crate) fn check_rcpt(
+    options: &[String],
+    raw: &str,
+    extensions: Extensions,
+) -> Result<RcptDsn, ParamError> {
     if !all_valid(options) {
-        Err(ParamError::Syntax)
-    } else if options.is_empty() {
-        Ok(())
-    } else {
-        Err(ParamError::Unknown)
+        return Err(ParamError::Syntax);
     }
+    if options.is_empty() {
+        return Ok(RcptDsn::default());
+    }
+    let known = |(k, _): (&str, Option<&str>)| extensions.dsn && matches!(k, "NOTIFY" | "ORCPT");
+    if !options.iter().filter_map(|o| split_param(o)).all(known) {
+        return Err(ParamError::Unknown);
+    }
+    dsn::parse_rcpt(raw).map_err(ParamError::Dsn)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn checks(smtputf8: bool, size_limit: Option<usize>) -> MailChecks {
+        MailChecks {
+            smtputf8,
+            size_limit,
+            extensions: Extensions::NONE,
+            tls: false,
+        }
+    }
+
     fn mail(s: &str, utf8: bool, limit: Option<usize>) -> Result<bool, ParamError> {
         let mut flag = false;
-        check_mail(&split_options(s), utf8, limit, &mut flag).map(|()| flag)
+        check_mail(&split_options(s), s, &checks(utf8, limit), &mut flag).map(|_| flag)
+    }
+
+    fn mail_ext(s: &str, extensions: &str, tls: bool) -> Result<MailParams, ParamError> {
+        let checks = MailChecks {
+            extensions: extensions.parse().unwrap(),
+            tls,
+            ..checks(false, Some(100))
+        };
+        check_mail(&split_options(s), s, &checks, &mut false)
+    }
+
+    fn rcpt(s: &str, extensions: &str) -> Result<RcptDsn, ParamError> {
+        check_rcpt(&split_options(s), s, extensions.parse().unwrap())
     }
 
     #[test]
@@ -153,10 +244,55 @@ mod tests {
         );
         assert_eq!(mail("X-FOO=1", false, None), Err(ParamError::Syntax));
         assert_eq!(mail("RET=HDRS", false, None), Err(ParamError::Unknown));
+        assert_eq!(rcpt("NOTIFY=NEVER", ""), Err(ParamError::Unknown));
+        assert_eq!(rcpt("", ""), Ok(RcptDsn::default()));
+        assert_eq!(rcpt("X=", "dsn"), Err(ParamError::Syntax));
+    }
+
+    #[test]
+    fn extension_params() {
+        // Each is unknown (555) without its extension, as in aiosmtpd.
+        for p in ["REQUIRETLS", "RET=FULL", "ENVID=x"] {
+            assert_eq!(mail_ext(p, "", true), Err(ParamError::Unknown), "{p}");
+        }
         assert_eq!(
-            check_rcpt(&split_options("NOTIFY=NEVER")),
-            Err(ParamError::Unknown)
+            mail_ext("BODY=BINARYMIME", "binarymime", false),
+            Err(ParamError::Body)
         );
-        assert_eq!(check_rcpt(&split_options("")), Ok(()));
+        let binary = mail_ext("BODY=BINARYMIME", "chunking,binarymime", false).unwrap();
+        assert_eq!(binary.body, Some(BodyType::BinaryMime));
+        assert_eq!(
+            mail_ext("BODY=X", "chunking,binarymime", false),
+            Err(ParamError::BodyWithBinary)
+        );
+        assert_eq!(
+            mail_ext("REQUIRETLS", "requiretls", false),
+            Err(ParamError::RequireTlsWithoutTls)
+        );
+        assert!(
+            mail_ext("REQUIRETLS", "requiretls", true)
+                .unwrap()
+                .require_tls
+        );
+        assert_eq!(
+            mail_ext("REQUIRETLS=1", "requiretls", true),
+            Err(ParamError::Syntax)
+        );
+        let dsn = mail_ext("RET=HDRS ENVID=Ab+2B", "dsn", false).unwrap().dsn;
+        assert_eq!(
+            dsn.envid.as_deref(),
+            Some("Ab+"),
+            "the case is the client's"
+        );
+        assert_eq!(
+            mail_ext("RET=FULL RET=FULL", "dsn", false),
+            Err(ParamError::Dsn(DsnError::Duplicate("RET")))
+        );
+        assert_eq!(
+            rcpt("NOTIFY=NEVER,DELAY", "dsn"),
+            Err(ParamError::Dsn(DsnError::Invalid("NOTIFY")))
+        );
+        assert!(rcpt("ORCPT=rfc822;a+40b", "dsn").unwrap().orcpt.is_some());
+        assert_eq!(rcpt("NOTIFY=NEVER XYZ=1", "dsn"), Err(ParamError::Unknown));
     }
 }

@@ -196,6 +196,35 @@ canned! {
 }
 
 // ---------------------------------------------------------------------------
+// The opt-in extensions (never sent with none on)
+// ---------------------------------------------------------------------------
+
+canned! {
+    /// BDAT whose size is not a number (the connection closes: the chunk's
+    /// end cannot be found, and its bytes must not be read as commands).
+    BDAT_SYNTAX = 501 "5.5.4 Syntax: BDAT count [LAST]";
+    /// DATA in a transaction that has sent BDAT chunks.
+    DATA_AFTER_BDAT = 503 "5.5.1 Error: DATA after BDAT";
+    /// DATA in a `BODY=BINARYMIME` transaction (RFC 3030 §3: BDAT only).
+    BINARYMIME_NEEDS_BDAT = 503 "5.5.1 Error: BODY=BINARYMIME requires BDAT";
+    /// `BODY=` other than 7BIT, 8BITMIME or BINARYMIME, with BINARYMIME on.
+    BAD_BODY_BINARY = 501 "5.5.4 Error: BODY can only be one of 7BIT, 8BITMIME, BINARYMIME";
+    /// `REQUIRETLS` on MAIL outside TLS (RFC 8689).
+    REQUIRETLS_NEEDS_TLS = 530 "5.7.10 REQUIRETLS requires a TLS connection";
+    /// RCPT past [`Config::recipient_limit`](super::Config::recipient_limit).
+    TOO_MANY_RECIPIENTS = 452 "4.5.3 Error: too many recipients";
+}
+
+template! {
+    /// A BDAT chunk that is not the last; the value is its size.
+    CHUNK_RECEIVED = 250 "2.0.0 OK: " _ " octets received";
+    /// A DSN parameter given twice; the value is its name.
+    DSN_DUPLICATE = 501 "5.5.4 Error: duplicate " _ " parameter";
+    /// A DSN parameter RFC 3461 does not allow; the value is its name.
+    DSN_INVALID = 501 "5.5.4 Error: bad " _ " parameter syntax";
+}
+
+// ---------------------------------------------------------------------------
 // STARTTLS
 // ---------------------------------------------------------------------------
 

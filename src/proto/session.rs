@@ -134,10 +134,49 @@ pub struct Envelope {
     pub rcpt_tos: Vec<String>,
     /// RCPT parameters, uppercased.
     pub rcpt_options: Vec<String>,
+    /// `BODY=` on MAIL, if given.
+    pub body_type: Option<BodyType>,
+    /// With REQUIRETLS on ([`Extensions::requiretls`](super::Extensions)): MAIL
+    /// carried `REQUIRETLS` (RFC 8689), so the message must travel on over TLS
+    /// only, or bounce.
+    pub require_tls: bool,
+    /// With DSN on: MAIL's `RET` and `ENVID` (RFC 3461).
+    ///
+    /// ```
+    /// # use smtpkit::proto::{DsnReturn, Envelope};
+    /// # let envelope = Envelope::default();
+    /// if envelope.dsn.ret == Some(DsnReturn::Headers) { /* bounce with headers only */ }
+    /// ```
+    pub dsn: super::MailDsn,
+    /// With DSN on: each accepted recipient's `NOTIFY` and `ORCPT`, in the
+    /// order of `rcpt_tos` (one entry per recipient, empty when it had none).
+    ///
+    /// ```
+    /// # use smtpkit::proto::Envelope;
+    /// # let envelope = Envelope::default();
+    /// for (rcpt, dsn) in envelope.rcpt_tos.iter().zip(&envelope.rcpt_dsn) {
+    ///     let wants_success = dsn.notify.is_some_and(|n| n.success);
+    ///     let original = dsn.orcpt.as_ref().map_or(rcpt.as_str(), |o| o.address.as_str());
+    ///     # let _ = (wants_success, original);
+    /// }
+    /// ```
+    pub rcpt_dsn: Vec<super::RcptDsn>,
     /// The message body after dot-unstuffing, with its line endings as received
     /// (empty until DATA completes). The body arrives through
     /// `Handler::handle_data_chunk`, whose default appends here.
     pub content: Vec<u8>,
+}
+
+/// MAIL's `BODY=` parameter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BodyType {
+    /// `BODY=7BIT`.
+    SevenBit,
+    /// `BODY=8BITMIME` (RFC 6152).
+    EightBitMime,
+    /// `BODY=BINARYMIME` (RFC 3030, with CHUNKING and BINARYMIME on): the body
+    /// comes by BDAT only, and NUL, bare CR and bare LF arrive unchanged.
+    BinaryMime,
 }
 
 impl Envelope {

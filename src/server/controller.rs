@@ -561,6 +561,14 @@ macro_rules! controller_common {
                 self
             }
 
+            /// Switches on ESMTP extensions beyond aiosmtpd's dialogue
+            /// (PIPELINING, CHUNKING, DSN...; see [`Extensions`](crate::proto::Extensions)).
+            /// Default: none, aiosmtpd's dialogue.
+            pub fn with_extensions(mut self, extensions: crate::proto::Extensions) -> Self {
+                self.settings.config.extensions = extensions;
+                self
+            }
+
             /// Sets the server's [`Limits`] (hook timeout, connection limits).
             pub fn with_limits(mut self, limits: Limits) -> Self {
                 self.settings.limits = limits;

@@ -128,7 +128,7 @@ impl<H: Handler> Driver<H> {
                     Action::Send(bytes) => self.io.send(bytes).await?,
                     Action::Body(body) => self.io.body(body).await,
                     Action::Hook(call) => {
-                        let decision = self.io.hook(call).await;
+                        let decision = self.io.hook(call).await?;
                         let now = Instant::now();
                         match decision {
                             Some(d) => self.conn.handle_decision(now, d).map_err(|_| Gone)?,
@@ -166,18 +166,23 @@ impl<H: Handler> Driver<H> {
     }
 }
 
+/// Writes replies and flushes them.
+async fn write_replies(stream: &mut BoxStream, bytes: &[u8]) -> Result<(), Gone> {
+    // Reply codes only: a text may echo what an authenticator or handler
+    // said, and credentials must never reach the logs.
+    if tracing::enabled!(tracing::Level::TRACE) {
+        tracing::trace!(codes = %reply_codes(bytes), "<<");
+    }
+    if stream.write_all(bytes).await.is_err() || stream.flush().await.is_err() {
+        return Err(Gone);
+    }
+    Ok(())
+}
+
 impl<H: Handler> Io<H> {
     /// [`Action::Send`]: writes a reply.
     async fn send(&mut self, bytes: &[u8]) -> Result<(), Gone> {
-        // Reply codes only: a text may echo what an authenticator or handler
-        // said, and credentials must never reach the logs.
-        if tracing::enabled!(tracing::Level::TRACE) {
-            tracing::trace!(codes = %reply_codes(bytes), "<<");
-        }
-        if self.stream.write_all(bytes).await.is_err() || self.stream.flush().await.is_err() {
-            return Err(Gone);
-        }
-        Ok(())
+        write_replies(&mut self.stream, bytes).await
     }
 
     /// [`Action::Body`]: hands a body chunk to the handler.
@@ -186,23 +191,43 @@ impl<H: Handler> Io<H> {
     }
 
     /// [`Action::Hook`]: the handler's decision, or `None` when the hook
-    /// outlived the hook timeout.
-    async fn hook(&mut self, call: HookCall<'_>) -> Option<Decision> {
-        let hook = hooks::decide(&self.shared, &mut self.hooks, call);
-        let Some(limit) = self.shared.limits.hook_timeout else {
-            return Some(hook.await);
+    /// outlived the hook timeout (or the connection broke while the replies
+    /// before it were sent).
+    ///
+    /// A hook that answers at once leaves the replies of a pipelined group to
+    /// go out together; one that has to wait first sends the replies to the
+    /// commands before it (RFC 2920), so that a slow hook never holds them back.
+    async fn hook(&mut self, mut call: HookCall<'_>) -> Result<Option<Decision>, Gone> {
+        let unsent = call.unsent_replies();
+        let Io {
+            shared,
+            hooks,
+            stream,
+            timer,
+            armed,
+            ..
+        } = self;
+        let mut hook = std::pin::pin!(hooks::decide(shared, hooks, call));
+        if let Some(unsent) = unsent {
+            let first = poll_fn(|cx| Poll::Ready(hook.as_mut().poll(cx))).await;
+            if let Poll::Ready(decision) = first {
+                return Ok(Some(decision));
+            }
+            write_replies(stream, unsent.bytes()).await?;
+            unsent.sent();
+        }
+        let Some(limit) = shared.limits.hook_timeout else {
+            return Ok(Some(hook.await));
         };
-        self.timer.as_mut().reset(Instant::now() + limit);
-        self.armed = None;
-        let timer = &mut self.timer;
-        let mut hook = std::pin::pin!(hook);
-        poll_fn(|cx| {
+        timer.as_mut().reset(Instant::now() + limit);
+        *armed = None;
+        Ok(poll_fn(|cx| {
             if let Poll::Ready(d) = hook.as_mut().poll(cx) {
                 return Poll::Ready(Some(d));
             }
             timer.as_mut().poll(cx).map(|()| None)
         })
-        .await
+        .await)
     }
 
     /// [`Action::StartTls`]: the STARTTLS handshake.

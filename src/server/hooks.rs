@@ -86,6 +86,7 @@ async fn dispatch<H: Handler>(
         ask,
         session,
         envelope,
+        ..
     } = call;
     let outcome = match ask {
         Ask::Helo { hostname } => handler.handle_helo(session, envelope, hostname).await,

@@ -6,6 +6,7 @@ mod busy_poll;
 mod concurrency;
 mod dialogue;
 mod example;
+mod extensions;
 mod handlers;
 mod haproxy;
 mod hostile;

@@ -96,6 +96,26 @@ pub enum Ask {
     },
 }
 
+impl Ask {
+    /// The command this hook call answers (`None` for the PROXY header).
+    pub fn verb(&self) -> Option<super::super::Verb> {
+        use super::super::Verb;
+        Some(match self {
+            Ask::Helo { .. } => Verb::Helo,
+            Ask::Ehlo { .. } => Verb::Ehlo,
+            Ask::Mail { .. } => Verb::Mail,
+            Ask::Rcpt { .. } => Verb::Rcpt,
+            Ask::Data | Ask::LmtpData => Verb::Data,
+            Ask::Rset => Verb::Rset,
+            Ask::Noop { .. } => Verb::Noop,
+            Ask::Quit => Verb::Quit,
+            Ask::Vrfy { .. } => Verb::Vrfy,
+            Ask::Auth { .. } | Ask::AuthStep { .. } => Verb::Auth,
+            Ask::Proxy => return None,
+        })
+    }
+}
+
 /// A pending hook call with the state a hook may read and change.
 #[derive(Debug)]
 pub struct HookCall<'a> {
@@ -105,6 +125,37 @@ pub struct HookCall<'a> {
     pub session: &'a mut Session,
     /// The current transaction.
     pub envelope: &'a mut Envelope,
+    pub(super) unsent: Option<UnsentReplies<'a>>,
+}
+
+impl<'a> HookCall<'a> {
+    /// The replies to the commands before this one that are not sent yet (a
+    /// pipelined group). A driver whose hook does not answer at once sends
+    /// them before it waits, so that a slow hook does not hold back the
+    /// replies to earlier commands (RFC 2920); a hook that answers at once
+    /// leaves them to go out with the rest of the group. `None` the second
+    /// time.
+    pub fn unsent_replies(&mut self) -> Option<UnsentReplies<'a>> {
+        self.unsent.take().filter(|u| !u.bytes().is_empty())
+    }
+}
+
+/// Replies waiting to be sent while a hook is out ([`HookCall::unsent_replies`]).
+#[derive(Debug)]
+pub struct UnsentReplies<'a> {
+    pub(super) output: &'a mut super::Handout,
+}
+
+impl UnsentReplies<'_> {
+    /// The bytes to write.
+    pub fn bytes(&self) -> &[u8] {
+        &self.output.bytes
+    }
+
+    /// They were written: the engine will not send them again.
+    pub fn sent(self) {
+        self.output.hand_out();
+    }
 }
 
 /// A piece of the message body (after dot-unstuffing) with the state it belongs to.

@@ -11,6 +11,7 @@ use super::{Ask, Connection};
 impl Connection {
     /// Applies `decision` to the hook call `ask` it answers.
     pub(super) fn apply_decision(&mut self, ask: Ask, decision: Decision) {
+        self.answering(ask.verb());
         match ask {
             Ask::Auth { .. } | Ask::AuthStep { .. } => match auth_result(decision) {
                 Ok(result) => self.finish_auth(ask, result),
@@ -41,8 +42,11 @@ impl Connection {
     /// The hook refused (or failed): nothing changes, except that a refused
     /// message ends its transaction.
     fn refuse_ask(&mut self, ask: Ask) {
-        if matches!(ask, Ask::Data) {
-            self.reset_envelope();
+        match ask {
+            Ask::Data => self.reset_envelope(),
+            Ask::Mail { .. } => self.pending_mail = Default::default(),
+            Ask::Rcpt { .. } => self.pending_rcpt = Default::default(),
+            _ => {}
         }
         self.pool.keep_ask(ask);
     }
@@ -72,14 +76,16 @@ impl Connection {
                 if let Some(old) = self.session.host_name.replace(hostname) {
                     self.pool.keep(old);
                 }
-                let out = &mut self.output.bytes;
-                let sep = if extensions.is_empty() { b' ' } else { b'-' };
-                push_line(250, sep, &[self.config.hostname.as_bytes()], out);
-                let n = extensions.len();
-                for (i, ext) in extensions.iter().enumerate() {
-                    let sep = if i + 1 == n { b' ' } else { b'-' };
-                    push_line(250, sep, &[ext.as_bytes()], out);
-                }
+                let hostname = self.config.clone();
+                self.push_uncoded(|out| {
+                    let sep = if extensions.is_empty() { b' ' } else { b'-' };
+                    push_line(250, sep, &[hostname.hostname.as_bytes()], out);
+                    let n = extensions.len();
+                    for (i, ext) in extensions.iter().enumerate() {
+                        let sep = if i + 1 == n { b' ' } else { b'-' };
+                        push_line(250, sep, &[ext.as_bytes()], out);
+                    }
+                });
                 self.pool.keep_extensions(extensions);
             }
             Ask::Mail {
@@ -89,6 +95,10 @@ impl Connection {
                 if let Some(old) = self.envelope.mail_from.replace(address) {
                     self.pool.keep(old);
                 }
+                let typed = std::mem::take(&mut self.pending_mail);
+                self.envelope.body_type = typed.body;
+                self.envelope.require_tls = typed.require_tls;
+                self.envelope.dsn = typed.dsn;
                 self.envelope.mail_options.append(&mut options);
                 self.pool.keep_list(options);
                 reply(replies::OK, &mut self.output.bytes);
@@ -98,6 +108,8 @@ impl Connection {
                 mut options,
             } => {
                 self.envelope.rcpt_tos.push(address);
+                let dsn = std::mem::take(&mut self.pending_rcpt);
+                self.envelope.rcpt_dsn.push(dsn);
                 self.envelope.rcpt_options.append(&mut options);
                 self.pool.keep_list(options);
                 reply(replies::OK, &mut self.output.bytes);

@@ -14,9 +14,7 @@ use super::state::State;
 use super::{Ask, Connection};
 
 /// The commands allowed before STARTTLS when it is required (aiosmtpd's set).
-/// LHLO is LMTP's EHLO (aiosmtpd blocks it, so LMTP with required STARTTLS could
-/// never start).
-const ALLOWED_BEFORE_STARTTLS: [&[u8]; 5] = [b"NOOP", b"EHLO", b"LHLO", b"STARTTLS", b"QUIT"];
+const ALLOWED_BEFORE_STARTTLS: [&[u8]; 4] = [b"NOOP", b"EHLO", b"STARTTLS", b"QUIT"];
 
 /// What one read step did with the bytes it was offered.
 enum Step {
@@ -52,6 +50,10 @@ impl Connection {
                 State::ProxyHeader => self.consume_proxy_header(avail),
                 State::Command { discarding } => self.consume_command_line(now, avail, *discarding),
                 State::Data(_) => self.consume_data(now, avail),
+                State::Bdat(_) => match self.consume_chunk(now, avail) {
+                    (n, true) => Step::Used(n),
+                    (n, false) => Step::NeedMore(n),
+                },
                 State::Auth(_) => self.consume_auth_line(now, avail),
                 _ => break,
             };
@@ -169,6 +171,7 @@ impl Connection {
 
     /// aiosmtpd's `_handle_client` checks for one command line (without its LF).
     fn dispatch(&mut self, now: Instant, line: &[u8]) {
+        self.answering(None);
         let line = command::trim_line_end(line);
         if line.is_empty() {
             return self.push(replies::BAD_SYNTAX);
@@ -190,6 +193,10 @@ impl Connection {
             long_upper = raw.word.to_ascii_uppercase();
             &long_upper
         };
+        if word == b"BDAT" && self.config.extensions.chunking {
+            // Its chunk follows the line: every refusal waits for the chunk's end.
+            return self.bdat(now, raw.arg);
+        }
         let arg: Option<Cow<'_, str>> = match raw.arg {
             None => None,
             Some(a) if self.config.enable_smtputf8 => Some(String::from_utf8_lossy(a)),
@@ -206,11 +213,11 @@ impl Connection {
         if line.len() > limit {
             return self.push(replies::COMMAND_TOO_LONG);
         }
-        if self.config.starttls
-            && self.config.require_starttls
-            && !self.is_tls()
-            && !ALLOWED_BEFORE_STARTTLS.contains(&word)
-        {
+        // LHLO is LMTP's EHLO (aiosmtpd blocks it, so LMTP with required
+        // STARTTLS could never start); in SMTP it is refused like any other.
+        let allowed =
+            ALLOWED_BEFORE_STARTTLS.contains(&word) || (self.config.lmtp && word == b"LHLO");
+        if !allowed && self.starttls_required() {
             return self.push(replies::STARTTLS_FIRST);
         }
         if !self.count_call(word) {
@@ -221,9 +228,11 @@ impl Connection {
             // LMTP: HELO and EHLO exist but are refused (aiosmtpd: no bogus count);
             // LHLO does not exist in SMTP.
             Some(Verb::Helo | Verb::Ehlo) if self.config.lmtp => {
-                return replies::NOT_RECOGNIZED.push(word, &mut self.output.bytes);
+                return self.push_not_recognized(word);
             }
             Some(Verb::Lhlo) if !self.config.lmtp => None,
+            // Without CHUNKING BDAT is unknown, as in aiosmtpd.
+            Some(Verb::Bdat) => None,
             v => v,
         };
         let Some(verb) = verb else {
@@ -232,17 +241,28 @@ impl Connection {
                 self.push(replies::TOO_MANY_UNRECOGNIZED);
                 self.close();
             } else {
-                replies::NOT_RECOGNIZED.push(word, &mut self.output.bytes);
+                self.push_not_recognized(word);
             }
             return;
         };
+        self.answering(Some(verb));
         self.deadline = now + self.config.timeout;
         self.run(verb, arg.as_deref());
     }
 
+    /// `500 Error: command "X" not recognized` (`5.5.1` with enhanced codes).
+    fn push_not_recognized(&mut self, word: &[u8]) {
+        self.push_with_status("5.5.1", |out| replies::NOT_RECOGNIZED.push(word, out));
+    }
+
+    /// STARTTLS is required and the connection is not TLS yet.
+    pub(super) fn starttls_required(&self) -> bool {
+        self.config.starttls && self.config.require_starttls && !self.is_tls()
+    }
+
     /// Counts a call of `word` against [`super::super::Config::command_call_limit`];
     /// false when its budget is spent.
-    fn count_call(&mut self, word: &[u8]) -> bool {
+    pub(super) fn count_call(&mut self, word: &[u8]) -> bool {
         let Some(limits) = &self.config.command_call_limit else {
             return true;
         };

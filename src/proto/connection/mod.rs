@@ -11,6 +11,8 @@
 //! - `input.rs`: bytes into lines, message bodies and AUTH responses, and the
 //!   checks every command line passes before its verb runs;
 //! - `verbs.rs`: one method per command;
+//! - `chunking.rs`: BDAT and its chunks (CHUNKING);
+//! - `enhanced.rs`: ENHANCEDSTATUSCODES, added to the replies as they go out;
 //! - `decision.rs`: applying the application's answer to a hook call;
 //! - `sasl.rs`: AUTH (PLAIN, LOGIN and handler-defined mechanisms);
 //! - `pool.rs`: strings kept for reuse, so the steady path allocates nothing.
@@ -18,7 +20,9 @@
 //! The reply texts are in [`super::replies`].
 
 mod actions;
+mod chunking;
 mod decision;
+mod enhanced;
 mod input;
 mod pool;
 mod sasl;
@@ -28,10 +32,11 @@ mod verbs;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub use actions::{Action, Ask, BodyChunk, Error, HookCall};
+pub use actions::{Action, Ask, BodyChunk, Error, HookCall, UnsentReplies};
 
+use super::params::MailParams;
 use super::replies::{self, Canned};
-use super::{Config, Envelope, Peer, Reply, Session, TlsInfo};
+use super::{Config, Envelope, Peer, RcptDsn, Reply, Session, TlsInfo};
 use pool::StringPool;
 use state::{READING_COMMANDS, State};
 
@@ -81,6 +86,14 @@ pub struct Connection {
     bogus_budget: u32,
     /// Calls per command word, for [`Config::command_call_limit`].
     call_counts: Vec<(Vec<u8>, u32)>,
+    /// Bytes of BDAT chunks accepted in this transaction (`None`: no BDAT yet).
+    chunked: Option<usize>,
+    /// MAIL's typed parameters while its hook is out.
+    pending_mail: MailParams,
+    /// RCPT's DSN parameters while its hook is out.
+    pending_rcpt: RcptDsn,
+    /// ENHANCEDSTATUSCODES: what the replies not yet marked answer.
+    enhance: enhanced::Marker,
     pool: StringPool,
 }
 
@@ -145,6 +158,10 @@ impl Connection {
             deadline: now + config.proxy_protocol_timeout.unwrap_or(config.timeout),
             bogus_budget: config.bogus_limit,
             call_counts: Vec::new(),
+            chunked: None,
+            pending_mail: MailParams::default(),
+            pending_rcpt: RcptDsn::default(),
+            enhance: enhanced::Marker::default(),
             pool: StringPool::default(),
             config,
         };
@@ -168,6 +185,7 @@ impl Connection {
             now,
         );
         conn.output.bytes.clear();
+        conn.enhance.rewind();
         conn.push_closing(replies::TOO_MANY_CONNECTIONS);
         conn
     }
@@ -344,8 +362,11 @@ impl Connection {
                 envelope: &mut self.envelope,
             }));
         }
+        self.mark_replies();
         // Hook calls before replies: the replies to pipelined commands collect
-        // until the engine waits for the client, then go out in one write.
+        // until the engine waits for the client, then go out in one write. A
+        // hook that takes its time must not hold them back (RFC 2920): the
+        // driver may send them first ([`HookCall::unsent_replies`]).
         if matches!(self.state, State::Hook(_)) {
             let State::Hook(ask) = &mut self.state else {
                 return None;
@@ -354,6 +375,9 @@ impl Connection {
                 ask,
                 session: &mut self.session,
                 envelope: &mut self.envelope,
+                unsent: Some(UnsentReplies {
+                    output: &mut self.output,
+                }),
             }));
         }
         if !self.output.bytes.is_empty() {
@@ -375,9 +399,12 @@ impl Connection {
     /// Forgets what the driver was handed by the last [`Connection::poll_action`].
     fn retire(&mut self) {
         self.output.retire();
+        if self.output.bytes.is_empty() {
+            self.enhance.rewind();
+        }
         self.output.release_above(KEEP_OUTPUT);
         self.body.retire();
-        if !matches!(self.state, State::Data(_)) {
+        if !matches!(self.state, State::Data(_) | State::Bdat(_)) {
             self.body.release_above(KEEP_BODY);
         }
     }
@@ -400,11 +427,8 @@ impl Connection {
     }
 
     fn push_greeting(&mut self) {
-        replies::push_greeting(
-            &self.config.hostname,
-            &self.config.ident,
-            &mut self.output.bytes,
-        );
+        let config = self.config.clone();
+        self.push_uncoded(|out| replies::push_greeting(&config.hostname, &config.ident, out));
     }
 
     fn push(&mut self, reply: Canned) {
@@ -425,5 +449,6 @@ impl Connection {
     /// and buffers for reuse.
     fn reset_envelope(&mut self) {
         self.pool.reset(&mut self.envelope);
+        self.chunked = None;
     }
 }

@@ -116,8 +116,18 @@ impl StringPool {
             smtp_utf8,
             rcpt_tos,
             rcpt_options,
+            body_type,
+            require_tls,
+            dsn,
+            rcpt_dsn,
             content,
         } = envelope;
+        *body_type = None;
+        *require_tls = false;
+        if dsn.envid.is_some() || dsn.ret.is_some() {
+            *dsn = Default::default();
+        }
+        rcpt_dsn.clear();
         for s in mail_from
             .take()
             .into_iter()

@@ -5,6 +5,8 @@
 //! ProxyHeader ─► Hook(Proxy) ─► Command          (the greeting once it is accepted)
 //! Command ─► Hook(ask) ─► Command                (a command the handler decides)
 //! Command ─► Data ─► Hook(Data) ─► Command       (DATA, the body, its hook)
+//! Command ─► Bdat ─► Command                    (a BDAT chunk: 250, or its refusal)
+//! Command ─► Bdat ─► Hook(Data) ─► Command       (BDAT ... LAST, its hook)
 //! Command ─► Auth ─► Hook(Auth) ─► Command/Auth  (AUTH: responses, the authenticator)
 //! Command ─► TlsRequested ─► TlsHandshake ─► Command   (STARTTLS)
 //! any state but Closed ─► Closing ─► Closed     (QUIT, limits, timeouts, shutdown)
@@ -16,10 +18,11 @@
 //! `Closing`).
 //!
 //! Input is read only in the reading states (`ProxyHeader`, `Command`, `Data`,
-//! `Auth`); while a hook is out it waits in the buffer; after STARTTLS and while
+//! `Bdat`, `Auth`); while a hook is out it waits in the buffer; after STARTTLS and while
 //! closing it is discarded.
 
 use super::super::DataDecoder;
+use super::super::replies::Canned;
 use super::{Ask, Connection};
 
 /// Where a connection is.
@@ -32,6 +35,8 @@ pub(super) enum State {
     Command { discarding: bool },
     /// Reading a message body.
     Data(DataDecoder),
+    /// Reading the bytes of a BDAT chunk.
+    Bdat(Chunk),
     /// Reading a client response during AUTH.
     Auth(AuthWait),
     /// A hook call is out ([`super::Action::Hook`]); input waits in the buffer.
@@ -45,6 +50,20 @@ pub(super) enum State {
     Closing,
     /// [`super::Action::Close`] was returned.
     Closed,
+}
+
+/// A BDAT chunk being read.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Chunk {
+    /// Its size, as the command gave it.
+    pub size: usize,
+    /// Bytes still to come.
+    pub remaining: usize,
+    /// `BDAT ... LAST`: the message ends with this chunk.
+    pub last: bool,
+    /// The chunk is refused: its bytes are read and dropped, then this is the
+    /// reply (the byte stream stays in step with the commands).
+    pub refusal: Option<Canned>,
 }
 
 /// What the client's next line answers during AUTH.
@@ -68,7 +87,11 @@ impl State {
     pub(super) fn reads_input(&self) -> bool {
         matches!(
             self,
-            State::ProxyHeader | State::Command { .. } | State::Data(_) | State::Auth(_)
+            State::ProxyHeader
+                | State::Command { .. }
+                | State::Data(_)
+                | State::Bdat(_)
+                | State::Auth(_)
         )
     }
 
@@ -89,8 +112,11 @@ impl State {
             (_, Closing) => true,
             (Closing, Closed) => true,
             (ProxyHeader, Hook(Ask::Proxy)) => true,
-            (Command { .. }, Command { .. } | Data(_) | Auth(_) | Hook(_) | TlsRequested) => true,
-            (Data(_), Command { .. } | Hook(Ask::Data | Ask::LmtpData)) => true,
+            (
+                Command { .. },
+                Command { .. } | Data(_) | Bdat(_) | Auth(_) | Hook(_) | TlsRequested,
+            ) => true,
+            (Data(_) | Bdat(_), Command { .. } | Hook(Ask::Data | Ask::LmtpData)) => true,
             (Auth(_), Command { .. } | Auth(_)) => true,
             (Auth(_), Hook(Ask::Auth { .. } | Ask::AuthStep { .. })) => true,
             (Hook(_), Command { .. }) => true,
@@ -127,6 +153,11 @@ impl Connection {
     pub(super) fn read_data(&mut self) {
         let decoder = DataDecoder::new(self.config.data_size_limit, self.config.line_length_limit);
         self.enter(State::Data(decoder));
+    }
+
+    /// Read the bytes of a BDAT chunk.
+    pub(super) fn read_chunk(&mut self, chunk: Chunk) {
+        self.enter(State::Bdat(chunk));
     }
 
     /// Read the client's next AUTH response.

@@ -3,11 +3,13 @@
 
 use std::fmt::Write as _;
 
+use super::super::BodyType;
 use super::super::address::{ParsedPath, parse_path_checked, parse_plain_path};
 use super::super::command::{
     self, HELP_LIST, HELP_LIST_LMTP, HELP_LIST_LMTP_TLS, HELP_LIST_TLS, Verb,
 };
-use super::super::params::{self, ParamError};
+use super::super::dsn::DsnError;
+use super::super::params::{self, MailChecks, ParamError};
 use super::super::replies;
 use super::{Ask, Connection};
 
@@ -42,6 +44,8 @@ impl Connection {
             Verb::Help => self.help(arg),
             Verb::StartTls => self.starttls(arg),
             Verb::Auth => self.auth(arg),
+            // Read by `bdat` before the line's checks (its chunk follows it).
+            Verb::Bdat => {}
         }
     }
 
@@ -70,8 +74,30 @@ impl Connection {
             extensions.push(line);
         }
         extensions.push(self.pool.string("8BITMIME"));
+        let ext = self.config.extensions;
+        if ext.binary_mime() {
+            extensions.push(self.pool.string("BINARYMIME"));
+        }
+        if ext.pipelining {
+            extensions.push(self.pool.string("PIPELINING"));
+        }
+        if ext.chunking {
+            extensions.push(self.pool.string("CHUNKING"));
+        }
+        if ext.enhanced_status_codes {
+            extensions.push(self.pool.string("ENHANCEDSTATUSCODES"));
+        }
+        if ext.dsn {
+            extensions.push(self.pool.string("DSN"));
+        }
         if self.config.enable_smtputf8 {
             extensions.push(self.pool.string("SMTPUTF8"));
+        }
+        if ext.requiretls && self.is_tls() {
+            extensions.push(self.pool.string("REQUIRETLS"));
+        }
+        if let Some(limits) = self.limits_extension() {
+            extensions.push(limits);
         }
         if self.config.starttls && !self.is_tls() {
             extensions.push(self.pool.string("STARTTLS"));
@@ -91,28 +117,64 @@ impl Connection {
         if self.helo_needed() || self.auth_needed() {
             return;
         }
-        let Some((address, options)) = self.parse_command_path(Verb::Mail, arg, "FROM:") else {
+        let Some((address, options, raw)) = self.parse_command_path(Verb::Mail, arg, "FROM:")
+        else {
             return;
         };
         if self.envelope.mail_from.is_some() {
             return self.push(replies::NESTED_MAIL);
         }
-        let checked = params::check_mail(
-            &options,
-            self.config.enable_smtputf8,
-            self.config.data_size_limit,
-            &mut self.envelope.smtp_utf8,
-        );
-        let refusal = match checked {
-            Ok(()) => return self.ask(Ask::Mail { address, options }),
+        let checks = MailChecks {
+            smtputf8: self.config.enable_smtputf8,
+            size_limit: self.config.data_size_limit,
+            extensions: self.config.extensions,
+            tls: self.is_tls(),
+        };
+        let refusal = match params::check_mail(&options, raw, &checks, &mut self.envelope.smtp_utf8)
+        {
+            Ok(typed) => {
+                self.pending_mail = typed;
+                return self.ask(Ask::Mail { address, options });
+            }
             Err(ParamError::Syntax) => return self.syntax_error(Verb::Mail),
+            Err(ParamError::Dsn(e)) => return self.push_dsn_error(e),
             Err(ParamError::Body) => replies::BAD_BODY,
+            Err(ParamError::BodyWithBinary) => replies::BAD_BODY_BINARY,
             Err(ParamError::SmtpUtf8Argument) => replies::SMTPUTF8_ARGUMENT,
             Err(ParamError::SmtpUtf8Disabled) => replies::SMTPUTF8_DISABLED,
             Err(ParamError::TooBig) => replies::SIZE_EXCEEDED,
+            Err(ParamError::RequireTlsWithoutTls) => replies::REQUIRETLS_NEEDS_TLS,
             Err(ParamError::Unknown) => replies::MAIL_PARAMS_UNKNOWN,
         };
         self.push(refusal);
+    }
+
+    fn push_dsn_error(&mut self, error: DsnError) {
+        let (template, name) = match error {
+            DsnError::Duplicate(name) => (replies::DSN_DUPLICATE, name),
+            DsnError::Invalid(name) => (replies::DSN_INVALID, name),
+        };
+        template.push(name.as_bytes(), &mut self.output.bytes);
+    }
+
+    /// LIMITS (RFC 9422) from the configured limits, if it is on and one is set.
+    fn limits_extension(&mut self) -> Option<String> {
+        if !self.config.extensions.limits {
+            return None;
+        }
+        let rcpt_max = self.config.recipient_limit;
+        let mail_max = self.config.mail_limit();
+        if rcpt_max.is_none() && mail_max.is_none() {
+            return None;
+        }
+        let mut line = self.pool.string("LIMITS");
+        if let Some(n) = rcpt_max {
+            let _ = write!(line, " RCPTMAX={n}");
+        }
+        if let Some(n) = mail_max {
+            let _ = write!(line, " MAILMAX={n}");
+        }
+        Some(line)
     }
 
     fn rcpt(&mut self, arg: Option<&str>) {
@@ -122,14 +184,26 @@ impl Connection {
         if self.envelope.mail_from.is_none() {
             return self.push(replies::NEED_MAIL);
         }
-        let Some((address, options)) = self.parse_command_path(Verb::Rcpt, arg, "TO:") else {
+        let Some((address, options, raw)) = self.parse_command_path(Verb::Rcpt, arg, "TO:") else {
             return;
         };
-        match params::check_rcpt(&options) {
-            Ok(()) => self.ask(Ask::Rcpt { address, options }),
+        match params::check_rcpt(&options, raw, self.config.extensions) {
+            Ok(_) if self.recipients_full() => self.push(replies::TOO_MANY_RECIPIENTS),
+            Ok(dsn) => {
+                self.pending_rcpt = dsn;
+                self.ask(Ask::Rcpt { address, options });
+            }
             Err(ParamError::Unknown) => self.push(replies::RCPT_PARAMS_UNKNOWN),
+            Err(ParamError::Dsn(e)) => self.push_dsn_error(e),
             Err(_) => self.syntax_error(Verb::Rcpt),
         }
+    }
+
+    /// The transaction has [`Config::recipient_limit`](super::super::Config) recipients.
+    fn recipients_full(&self) -> bool {
+        self.config
+            .recipient_limit
+            .is_some_and(|limit| self.envelope.rcpt_tos.len() >= limit)
     }
 
     fn data(&mut self, arg: Option<&str>) {
@@ -141,6 +215,12 @@ impl Connection {
         }
         if arg.is_some() {
             return self.syntax_error(Verb::Data);
+        }
+        if self.chunked.is_some() {
+            return self.push(replies::DATA_AFTER_BDAT);
+        }
+        if self.envelope.body_type == Some(BodyType::BinaryMime) {
+            return self.push(replies::BINARYMIME_NEEDS_BDAT);
         }
         self.push(replies::START_DATA);
         self.envelope.content.clear();
@@ -255,13 +335,15 @@ impl Connection {
             .is_some_and(|limit| limit > 0 && local.chars().count() > limit)
     }
 
-    /// Parses a MAIL/RCPT path; on error pushes the reply and returns `None`.
-    fn parse_command_path(
+    /// Parses a MAIL/RCPT path: the address, the parameters uppercased (as
+    /// aiosmtpd lists them) and as sent; on error pushes the reply and returns
+    /// `None`.
+    fn parse_command_path<'a>(
         &mut self,
         verb: Verb,
-        arg: Option<&str>,
+        arg: Option<&'a str>,
         keyword: &str,
-    ) -> Option<(String, Vec<String>)> {
+    ) -> Option<(String, Vec<String>, &'a str)> {
         let Some(rest) = arg.and_then(|a| strip_keyword(a, keyword)) else {
             self.syntax_error(verb);
             return None;
@@ -272,7 +354,9 @@ impl Connection {
         {
             let addr = self.pool.string(addr);
             let options = self.pool.split_options(params);
-            return self.checked_bytes(verb, addr, options);
+            return self
+                .checked_bytes(verb, addr, options)
+                .map(|(a, o)| (a, o, params));
         }
         let parsed = match parse_path_checked(rest) {
             Ok(p) => p,
@@ -302,6 +386,7 @@ impl Connection {
         }
         let options = self.pool.split_options(params);
         self.checked_bytes(verb, addr, options)
+            .map(|(a, o)| (a, o, params))
     }
 
     /// With [`Config::refuse_control_characters`](super::super::Config), an

@@ -15,6 +15,7 @@
 mod auth;
 mod commands;
 mod data;
+mod extensions;
 mod greeting;
 mod harness;
 mod hooks;
