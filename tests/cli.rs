@@ -178,6 +178,11 @@ fn bad_arguments_exit_2_with_one_line() {
         (&["-n", "--busy-poll", "soon"][..], "--busy-poll"),
         (&["-n", "--blocking-threads", "0"][..], "--blocking-threads"),
         (&["-n", "--blocking-queue", "many"][..], "--blocking-queue"),
+        (
+            &["-n", "--extensions", "pipelining,chunky"][..],
+            "unknown extension \"chunky\" (known: pipelining, chunking, binarymime",
+        ),
+        (&["-n", "--max-recipients", "0"][..], "--max-recipients"),
     ] {
         let out = run(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -319,6 +324,52 @@ fn control_characters_in_addresses_are_refused_on_request() {
             "501 5.1.3 Bad recipient address syntax: control character",
             "221 Bye"
         ]
+    );
+    server.terminate();
+}
+
+#[test]
+fn extensions_from_the_command_line() {
+    let port = free_port();
+    let server = Server::start(&[
+        "-n",
+        "-c",
+        "sink",
+        "--extensions",
+        "pipelining,CHUNKING,enhancedstatuscodes,dsn,limits",
+        "--max-recipients",
+        "1",
+        "-l",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    let mut stream = connect_tcp(port);
+    stream
+        .write_all(
+            b"EHLO x\r\nMAIL FROM:<a@b> RET=HDRS\r\nRCPT TO:<c@d> NOTIFY=NEVER\r\n\
+              RCPT TO:<e@f>\r\nBDAT 5 LAST\r\n\0\r\n.\nQUIT\r\n",
+        )
+        .unwrap();
+    let mut wire = String::new();
+    stream.read_to_string(&mut wire).unwrap();
+    let lines: Vec<&str> = wire.lines().collect();
+    assert!(lines[1].starts_with("250-"), "EHLO's first line: {wire}");
+    assert_eq!(
+        lines[2..],
+        [
+            "250-8BITMIME",
+            "250-PIPELINING",
+            "250-CHUNKING",
+            "250-ENHANCEDSTATUSCODES",
+            "250-DSN",
+            "250-LIMITS RCPTMAX=1",
+            "250 HELP",
+            "250 2.1.0 OK",
+            "250 2.1.5 OK",
+            "452 4.5.3 Error: too many recipients",
+            "250 2.0.0 OK",
+            "221 2.0.0 Bye",
+        ],
+        "{wire}"
     );
     server.terminate();
 }

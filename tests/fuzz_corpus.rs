@@ -71,6 +71,16 @@ fn corpus_auth() {
 }
 
 #[test]
+fn corpus_bdat() {
+    corpus("bdat");
+}
+
+#[test]
+fn corpus_dsn() {
+    corpus("dsn");
+}
+
+#[test]
 fn corpus_command() {
     corpus("command");
 }

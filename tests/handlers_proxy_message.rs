@@ -74,6 +74,8 @@ struct Relayed {
     mail_options: Vec<String>,
     smtp_utf8: bool,
     rcpt_tos: Vec<String>,
+    dsn: smtpkit::proto::MailDsn,
+    rcpt_dsn: Vec<smtpkit::proto::RcptDsn>,
     content: Vec<u8>,
 }
 
@@ -121,6 +123,8 @@ impl Handler for Upstream {
             mail_options: envelope.mail_options.clone(),
             smtp_utf8: envelope.smtp_utf8,
             rcpt_tos: envelope.rcpt_tos.clone(),
+            dsn: envelope.dsn.clone(),
+            rcpt_dsn: envelope.rcpt_dsn.clone(),
             content: envelope.content.clone(),
         });
         Ok(Outcome::Default)
@@ -165,6 +169,89 @@ fn with_x_peer(content: &[u8]) -> Vec<u8> {
     v.extend_from_slice(b"X-Peer: 127.0.0.1\r\n");
     v.extend_from_slice(&content[end..]);
     v
+}
+
+/// Sends one message with DSN parameters through `proxy` by raw commands.
+fn send_with_dsn(proxy: SocketAddr) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(proxy).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    stream
+        .write_all(
+            b"EHLO client.example\r\nMAIL FROM:<anne@example.com> RET=HDRS ENVID=Id+2B7\r\n\
+              RCPT TO:<bart@example.com> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;Bart+40example.com\r\n\
+              RCPT TO:<cate@example.com>\r\nDATA\r\n",
+        )
+        .unwrap();
+    let mut wire = Vec::new();
+    let mut buf = [0; 4096];
+    while !wire.ends_with(b"354 End data with <CR><LF>.<CR><LF>\r\n") {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "{}", String::from_utf8_lossy(&wire));
+        wire.extend_from_slice(&buf[..n]);
+    }
+    stream
+        .write_all(b"Subject: dsn\r\n\r\nhi\r\n.\r\nQUIT\r\n")
+        .unwrap();
+    stream.read_to_end(&mut wire).unwrap();
+    String::from_utf8_lossy(&wire).into_owned()
+}
+
+#[test]
+fn proxy_passes_dsn_parameters_to_an_upstream_that_offers_dsn() {
+    use smtpkit::proto::{DsnReturn, Extensions, Notify};
+    let dsn_on = smtpkit::Config::new("smtpkit.test").with_extensions(Extensions {
+        dsn: true,
+        ..Extensions::NONE
+    });
+    for upstream_has_dsn in [true, false] {
+        let upstream = Upstream::default();
+        let mut upstream_controller = Controller::new(upstream.clone())
+            .with_hostname("127.0.0.1")
+            .with_port(0);
+        if upstream_has_dsn {
+            upstream_controller = upstream_controller.with_config(dsn_on.clone());
+        }
+        upstream_controller.start().unwrap();
+        let proxy =
+            Proxy::new("127.0.0.1", addr_of(&upstream_controller).port()).with_timeout(TIMEOUT);
+        let mut proxy_controller = Controller::new(proxy)
+            .with_hostname("127.0.0.1")
+            .with_port(0)
+            .with_config(dsn_on.clone());
+        proxy_controller.start().unwrap();
+        let wire = send_with_dsn(addr_of(&proxy_controller));
+        assert!(wire.contains("\r\n250 OK\r\n221 Bye\r\n"), "{wire}");
+        let got = upstream.messages();
+        assert_eq!(got.len(), 1, "{wire}");
+        let relayed = &got[0];
+        assert_eq!(relayed.rcpt_tos, ["bart@example.com", "cate@example.com"]);
+        if upstream_has_dsn {
+            assert_eq!(relayed.dsn.ret, Some(DsnReturn::Headers));
+            assert_eq!(relayed.dsn.envid.as_deref(), Some("Id+7"));
+            let bart = &relayed.rcpt_dsn[0];
+            assert_eq!(
+                bart.notify,
+                Some(Notify {
+                    success: true,
+                    failure: true,
+                    delay: false
+                })
+            );
+            assert_eq!(bart.orcpt.as_ref().unwrap().address, "Bart@example.com");
+            assert!(relayed.rcpt_dsn[1].is_empty());
+        } else {
+            // Not offered: the parameters are dropped, the message still goes.
+            assert!(
+                relayed.mail_options.is_empty(),
+                "{:?}",
+                relayed.mail_options
+            );
+            assert!(relayed.dsn.is_empty());
+        }
+        proxy_controller.stop().unwrap();
+        upstream_controller.stop().unwrap();
+    }
 }
 
 #[test]

@@ -6,8 +6,11 @@
 //! The model reads the body byte by byte: only `CRLF.CRLF` ends it (a `.CRLF` at
 //! the very start too), a line's leading dot is dropped, every wire byte before
 //! the end line counts towards the size limit and towards its line (CRLF
-//! included), and the first byte over a limit decides the error (the size limit
-//! first when one byte exceeds both). On an error the output is empty.
+//! included). As in aiosmtpd, which reads a whole line before it counts its
+//! size: a line over the line limit is `LineTooLong` the moment it crosses it,
+//! and the size limit is checked when a line ends, so a long line that also
+//! crosses the size limit is `LineTooLong`; the first error stays. On an error
+//! the output is empty.
 //!
 //! Input layout: size-limit selector, line-limit selector, split seed, then the
 //! body, whose bytes 0xF0..=0xFF stand for `\r\n`, `.`, `\r`, `\n` and
@@ -50,12 +53,8 @@ pub fn reference(input: &[u8], size: Option<usize>, line_limit: usize) -> Option
     let count = |d: &mut Decoded, line_len: &mut usize| {
         d.total += 1;
         *line_len += 1;
-        if d.error.is_none() {
-            if size.is_some_and(|s| d.total > s) {
-                d.error = Some(DataError::TooMuchData);
-            } else if *line_len > line_limit {
-                d.error = Some(DataError::LineTooLong);
-            }
+        if d.error.is_none() && *line_len > line_limit {
+            d.error = Some(DataError::LineTooLong);
         }
     };
     loop {
@@ -79,6 +78,9 @@ pub fn reference(input: &[u8], size: Option<usize>, line_limit: usize) -> Option
         for &b in content {
             count(&mut d, &mut line_len);
             d.out.push(b);
+        }
+        if d.error.is_none() && size.is_some_and(|s| d.total > s) {
+            d.error = Some(DataError::TooMuchData);
         }
         line_len = 0;
         d.lines += 1;

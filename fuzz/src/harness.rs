@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use smtpkit::proto::{
-    Action, Ask, AuthResult, CallLimits, Config, Connection, Decision, Error, FailureClass,
-    HookFailure, Outcome, Peer, Reply, TlsInfo,
+    Action, Ask, AuthResult, CallLimits, Config, Connection, Decision, Error, Extensions,
+    FailureClass, HookFailure, Outcome, Peer, Reply, TlsInfo,
 };
 
 /// Reads the fuzz input front to back; past its end every read gives zeros.
@@ -214,6 +214,15 @@ pub const TOKENS: &[&[u8]] = &[
     b",",
     b":",
     b"1234567890",
+    b"BDAT ",
+    b" LAST\r\n",
+    b"BDAT 3\r\nabc",
+    b"BDAT 0 LAST\r\n",
+    b" BODY=BINARYMIME",
+    b" RET=HDRS ENVID=x+2By",
+    b" NOTIFY=SUCCESS,DELAY",
+    b" ORCPT=rfc822;a+40b",
+    b" REQUIRETLS",
 ];
 
 /// The longest PROXY header: a v2 header's 16 bytes and a 65,535-byte payload.
@@ -257,6 +266,11 @@ pub fn config(selector: u8, tweaks: u8) -> Config {
         c.starttls = true;
         c.require_starttls = true;
         c.enable_smtputf8 = !c.enable_smtputf8;
+    }
+    // Every second selector value above the variants: every extension on.
+    if (selector / 6) % 2 == 1 {
+        c.extensions = Extensions::all();
+        c.recipient_limit = Some(3);
     }
     c
 }

@@ -12,10 +12,14 @@ pub mod harness;
 
 #[path = "auth.rs"]
 pub mod auth;
+#[path = "bdat.rs"]
+pub mod bdat;
 #[path = "command.rs"]
 pub mod command;
 #[path = "data.rs"]
 pub mod data;
+#[path = "dsn.rs"]
+pub mod dsn;
 #[path = "proxy.rs"]
 pub mod proxy;
 #[path = "session.rs"]
@@ -25,10 +29,12 @@ pub mod session;
 pub type Run = fn(&[u8]);
 
 /// Every target: its name (the corpus directory) and its entry point.
-pub const TARGETS: [(&str, Run); 5] = [
+pub const TARGETS: [(&str, Run); 7] = [
     ("auth", auth::run),
+    ("bdat", bdat::run),
     ("command", command::run),
     ("data", data::run),
+    ("dsn", dsn::run),
     ("proxy", proxy::run),
     ("session", session::run),
 ];

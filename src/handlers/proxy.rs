@@ -62,7 +62,11 @@ use super::blocking::BlockingPool;
 /// greets with `EHLO` (this machine's host name; see
 /// [`Proxy::with_hello_name`]) and adds `BODY=8BITMIME` when the message has
 /// 8-bit bytes and `SMTPUTF8` when the transaction uses it, if the upstream
-/// offers them. Each connect, read and write is bounded by
+/// offers them. With DSN on ([`Extensions::dsn`](crate::proto::Extensions)),
+/// the client's `RET`, `ENVID`, `NOTIFY` and `ORCPT` go on to an upstream
+/// that offers DSN; to one that does not they are dropped (RFC 3461 §4.1
+/// would have this server send a "relayed" notification for
+/// `NOTIFY=SUCCESS`; it sends none, as it generates no bounces at all). Each connect, read and write is bounded by
 /// [`Proxy::with_timeout`] (default [`Proxy::DEFAULT_TIMEOUT`]). The body is
 /// sent byte for byte, dot-stuffed (also after a bare CR or LF, so no line of
 /// the body can end the upstream's DATA early).
@@ -163,11 +167,15 @@ impl Proxy {
         let data = insert_x_peer(envelope.original_content(), &session.peer);
         let mail_from = envelope.mail_from.clone().unwrap_or_default();
         let rcpt_tos = envelope.rcpt_tos.clone();
-        let smtp_utf8 = envelope.smtp_utf8;
+        let options = Options {
+            smtp_utf8: envelope.smtp_utf8,
+            dsn: envelope.dsn.clone(),
+            rcpt_dsn: envelope.rcpt_dsn.clone(),
+        };
         let proxy = self.clone();
         let relay = self
             .pool
-            .run(move || proxy.deliver_with(&mail_from, &rcpt_tos, &data, smtp_utf8));
+            .run(move || proxy.deliver_with(&mail_from, &rcpt_tos, &data, &options));
         async move { relay.await.map_err(io::Error::from) }
     }
 
@@ -179,7 +187,7 @@ impl Proxy {
     /// `mail_from` `""` or `"<>"` is the null reverse path. `SMTPUTF8` is
     /// requested when an address is not ASCII.
     pub fn deliver(&self, mail_from: &str, rcpt_tos: &[String], data: &[u8]) -> RelayReport {
-        self.deliver_with(mail_from, rcpt_tos, data, false)
+        self.deliver_with(mail_from, rcpt_tos, data, &Options::default())
     }
 
     fn deliver_with(
@@ -187,14 +195,14 @@ impl Proxy {
         mail_from: &str,
         rcpt_tos: &[String],
         data: &[u8],
-        smtp_utf8: bool,
+        options: &Options,
     ) -> RelayReport {
         let mut relay = Relay {
             proxy: self,
             report: RelayReport::default(),
             pending: Vec::new(),
         };
-        relay.run(mail_from, rcpt_tos, data, smtp_utf8);
+        relay.run(mail_from, rcpt_tos, data, options);
         // Refusals at RCPT time come first; restore the envelope's order.
         relay.report.refused.sort_by_key(|refusal| {
             rcpt_tos
@@ -389,7 +397,8 @@ struct Relay<'a> {
 }
 
 impl Relay<'_> {
-    fn run(&mut self, mail_from: &str, rcpt_tos: &[String], data: &[u8], smtp_utf8: bool) {
+    fn run(&mut self, mail_from: &str, rcpt_tos: &[String], data: &[u8], options: &Options) {
+        let smtp_utf8 = options.smtp_utf8;
         self.pending = rcpt_tos.to_vec();
         if rcpt_tos.is_empty() {
             return;
@@ -432,6 +441,13 @@ impl Relay<'_> {
             }
         }
 
+        // DSN parameters go on only to an upstream that offers DSN (lettre
+        // does not list it: EHLO is asked again, once, when there are some).
+        let dsn = (!options.dsn.is_empty() || options.rcpt_dsn.iter().any(|d| !d.is_empty()))
+            && offers(&mut conn, &hello, "DSN");
+        if dsn {
+            parameters.push_str(&options.dsn.parameters());
+        }
         let mail = Command::Mail {
             from: mail_from,
             parameters: &parameters,
@@ -447,7 +463,11 @@ impl Relay<'_> {
                 self.refuse(rcpt, Failure::new(501, "5.1.3 Invalid recipient address"));
                 continue;
             }
-            match conn.command(Command::Rcpt(rcpt)) {
+            let rcpt_parameters = match options.rcpt_dsn.get(index) {
+                Some(d) if dsn => d.parameters(),
+                _ => String::new(),
+            };
+            match conn.command(Command::Rcpt(rcpt, &rcpt_parameters)) {
                 Ok(response) if code_of(&response) / 100 == 2 => self.pending.push(rcpt.clone()),
                 Ok(response) => self.refuse(rcpt, unexpected(&response, "RCPT")),
                 Err(error) if error.status().is_some_and(|code| u16::from(code) != 421) => {
@@ -549,8 +569,32 @@ impl Relay<'_> {
 /// The SMTP commands sent with addresses as aiosmtpd stores them (lettre's own
 /// command types need addresses that its parser accepts).
 enum Command<'a> {
+    Ehlo(&'a ClientId),
     Mail { from: &'a str, parameters: &'a str },
-    Rcpt(&'a str),
+    Rcpt(&'a str, &'a str),
+}
+
+/// What the relay carries beside the addresses and the message.
+#[derive(Clone, Debug, Default)]
+struct Options {
+    /// The transaction used SMTPUTF8.
+    smtp_utf8: bool,
+    /// MAIL's DSN parameters.
+    dsn: crate::proto::MailDsn,
+    /// Each recipient's (in `rcpt_tos` order).
+    rcpt_dsn: Vec<crate::proto::RcptDsn>,
+}
+
+/// True when the upstream's EHLO reply lists `keyword` (asked again: lettre
+/// keeps only the extensions it knows).
+fn offers(conn: &mut SmtpConnection, hello: &ClientId, keyword: &str) -> bool {
+    conn.command(Command::Ehlo(hello)).is_ok_and(|response| {
+        response.message().any(|line| {
+            line.split_whitespace()
+                .next()
+                .is_some_and(|k| k.eq_ignore_ascii_case(keyword))
+        })
+    })
 }
 
 impl fmt::Display for Command<'_> {
@@ -560,7 +604,8 @@ impl fmt::Display for Command<'_> {
                 let from = if *from == "<>" { "" } else { from };
                 write!(f, "MAIL FROM:<{from}>{parameters}\r\n")
             }
-            Command::Rcpt(to) => write!(f, "RCPT TO:<{to}>\r\n"),
+            Command::Rcpt(to, parameters) => write!(f, "RCPT TO:<{to}>{parameters}\r\n"),
+            Command::Ehlo(hello) => write!(f, "EHLO {hello}\r\n"),
         }
     }
 }

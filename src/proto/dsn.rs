@@ -57,6 +57,96 @@ pub struct RcptDsn {
     pub orcpt: Option<OriginalRecipient>,
 }
 
+impl MailDsn {
+    /// True when neither `RET` nor `ENVID` was given.
+    pub fn is_empty(&self) -> bool {
+        self.ret.is_none() && self.envid.is_none()
+    }
+
+    /// The parameters to relay on a MAIL command, each with its leading
+    /// space (`" RET=HDRS ENVID=QQ+2B1"`; empty when none was given).
+    ///
+    /// ```
+    /// use smtpkit::proto::{DsnReturn, MailDsn};
+    /// let dsn = MailDsn { ret: Some(DsnReturn::Full), envid: Some("a b+".into()) };
+    /// assert_eq!(dsn.parameters(), " RET=FULL ENVID=a+20b+2B");
+    /// ```
+    pub fn parameters(&self) -> String {
+        let mut out = String::new();
+        match self.ret {
+            Some(DsnReturn::Full) => out.push_str(" RET=FULL"),
+            Some(DsnReturn::Headers) => out.push_str(" RET=HDRS"),
+            None => {}
+        }
+        if let Some(envid) = &self.envid {
+            out.push_str(" ENVID=");
+            out.push_str(&encode_xtext(envid));
+        }
+        out
+    }
+}
+
+impl RcptDsn {
+    /// True when neither `NOTIFY` nor `ORCPT` was given.
+    pub fn is_empty(&self) -> bool {
+        self.notify.is_none() && self.orcpt.is_none()
+    }
+
+    /// The parameters to relay on a RCPT command, each with its leading space
+    /// (`" NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;a+2Bb@example.com"`).
+    ///
+    /// ```
+    /// use smtpkit::proto::{Notify, OriginalRecipient, RcptDsn};
+    /// let dsn = RcptDsn {
+    ///     notify: Some(Notify { failure: true, delay: true, ..Notify::default() }),
+    ///     orcpt: Some(OriginalRecipient { addr_type: "rfc822".into(), address: "a+b@x".into() }),
+    /// };
+    /// assert_eq!(dsn.parameters(), " NOTIFY=FAILURE,DELAY ORCPT=rfc822;a+2Bb@x");
+    /// ```
+    pub fn parameters(&self) -> String {
+        let mut out = String::new();
+        if let Some(notify) = self.notify {
+            out.push_str(" NOTIFY=");
+            if notify.is_never() {
+                out.push_str("NEVER");
+            } else {
+                let names = [
+                    (notify.success, "SUCCESS"),
+                    (notify.failure, "FAILURE"),
+                    (notify.delay, "DELAY"),
+                ];
+                let on: Vec<&str> = names
+                    .iter()
+                    .filter(|(on, _)| *on)
+                    .map(|(_, n)| *n)
+                    .collect();
+                out.push_str(&on.join(","));
+            }
+        }
+        if let Some(orcpt) = &self.orcpt {
+            out.push_str(" ORCPT=");
+            out.push_str(&orcpt.addr_type);
+            out.push(';');
+            out.push_str(&encode_xtext(&orcpt.address));
+        }
+        out
+    }
+}
+
+/// Encodes `text` as RFC 3461 xtext: `+`, `=` and every byte outside `!`..`~`
+/// become `+XX`.
+pub fn encode_xtext(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for &b in text.as_bytes() {
+        if (b'!'..=b'~').contains(&b) && b != b'+' && b != b'=' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("+{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Why a DSN parameter was refused (`501 5.5.4`); the name is the parameter's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum DsnError {
@@ -215,6 +305,20 @@ mod tests {
         ] {
             assert_eq!(decode_xtext(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn parameters_round_trip() {
+        let raw = "RET=HDRS ENVID=Q+2B1+20x";
+        let dsn = parse_mail(raw).unwrap();
+        assert_eq!(dsn.parameters().trim_start(), raw);
+        let raw = "NOTIFY=SUCCESS,DELAY ORCPT=rfc822;b+3Dc@x";
+        assert_eq!(parse_rcpt(raw).unwrap().parameters().trim_start(), raw);
+        assert_eq!(
+            parse_rcpt("NOTIFY=NEVER").unwrap().parameters(),
+            " NOTIFY=NEVER"
+        );
+        assert!(MailDsn::default().is_empty() && RcptDsn::default().is_empty());
     }
 
     #[test]

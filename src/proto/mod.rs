@@ -43,7 +43,7 @@ pub use command::Verb;
 pub use config::{BOGUS_LIMIT, CALL_LIMIT_DEFAULT, CallLimits, Config, DATA_SIZE_DEFAULT};
 pub use connection::{Action, Ask, BodyChunk, Connection, Error, HookCall};
 pub use data::{DataDecoder, DataError, Progress};
-pub use dsn::{DsnReturn, MailDsn, Notify, OriginalRecipient, RcptDsn};
+pub use dsn::{DsnReturn, MailDsn, Notify, OriginalRecipient, RcptDsn, encode_xtext};
 pub use extensions::{Extensions, UnknownExtension};
 pub use outcome::{AuthResult, Decision, FailureClass, HookFailure, Outcome};
 pub use proxy_protocol::{
