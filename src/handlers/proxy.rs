@@ -786,7 +786,11 @@ mod tests {
             parameters: "",
         };
         assert_eq!(mail.to_string(), "MAIL FROM:<a@x>\r\n");
-        assert_eq!(Command::Rcpt("b@y").to_string(), "RCPT TO:<b@y>\r\n");
+        assert_eq!(Command::Rcpt("b@y", "").to_string(), "RCPT TO:<b@y>\r\n");
+        assert_eq!(
+            Command::Rcpt("b@y", " NOTIFY=NEVER").to_string(),
+            "RCPT TO:<b@y> NOTIFY=NEVER\r\n"
+        );
         assert!(is_valid_address("a@x"));
         assert!(is_valid_address("<>"));
         assert!(!is_valid_address("a@x>\r\nRSET"));
