@@ -58,9 +58,8 @@ pub fn script(src: &mut Source<'_>, size_limit: Option<usize>) -> (Vec<u8>, Expe
             }
             3 => {
                 wire.extend_from_slice(b"DATA\r\n");
-                if !mail {
-                    want.codes.push(503);
-                } else if chunked.is_some() {
+                if !mail || chunked.is_some() {
+                    // Need MAIL, or DATA after BDAT.
                     want.codes.push(503);
                 } else {
                     wire.extend_from_slice(b"x\r\n.\r\n");
@@ -90,9 +89,7 @@ pub fn script(src: &mut Source<'_>, size_limit: Option<usize>) -> (Vec<u8>, Expe
                 wire.extend_from_slice(head.as_bytes());
                 wire.extend_from_slice(chunk);
                 let total = chunked.unwrap_or(0) + chunk.len();
-                if !mail {
-                    want.codes.push(503);
-                } else if !rcpt {
+                if !mail || !rcpt {
                     want.codes.push(503);
                 } else if size_limit.is_some_and(|l| total > l) {
                     want.codes.push(552);

@@ -77,8 +77,7 @@ fn mail_model(p: &str) -> Result<(Option<DsnReturn>, Option<String>), u16> {
     if let Some((_, v)) = words
         .iter()
         .map(split)
-        .filter(|(k, _)| k.eq_ignore_ascii_case("SIZE"))
-        .last()
+        .rfind(|(k, _)| k.eq_ignore_ascii_case("SIZE"))
         && !v.is_some_and(|v| v.bytes().all(|b| b.is_ascii_digit()))
     {
         return Err(501);
