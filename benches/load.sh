@@ -22,6 +22,11 @@
 #   SKIP_BUILD=1      don't run `cargo build --release` for smtpkit nor the peers (use
 #                     the existing binaries; mailin is skipped if it has none)
 #   SMTPKIT=PATH      the smtpkit binary (default: <target dir>/release/smtpkit)
+#   GO_SMTP=PATH      a sink built on emersion/go-smtp (a Backend whose Session accepts
+#                     and discards everything; argument: HOST:PORT), measured as the
+#                     server go-smtp on request (SERVERS="smtpkit go-smtp"); it pipelines.
+#                     Not built here: go-smtp's modules must come from outside this
+#                     repository (see benches/README.md)
 #   SMTPKIT_BASE=PATH a second smtpkit binary (an older build) measured as the server
 #                     smtpkit-base, to compare a change with what it changes in one run:
 #                     SERVERS="smtpkit smtpkit-base" SMTPKIT_BASE=/tmp/old/smtpkit
@@ -277,6 +282,7 @@ start_server() {
     smtpkit-base) "${SMTPKIT_BASE:?SMTPKIT_BASE=PATH names the binary of smtpkit-base}" -n -l "127.0.0.1:$port" -c sink "${BASE_EXTRA[@]}" >"$out" 2>&1 & ;;
     smtp-sink) "$SMTP_SINK" "${SINK_USER[@]}" -m 4096 "127.0.0.1:$port" 4096 >"$out" 2>&1 & ;;
     mailin) "$MAILIN" "127.0.0.1:$port" >"$out" 2>&1 & ;;
+    go-smtp) "${GO_SMTP:?GO_SMTP=PATH names a go-smtp sink binary}" "127.0.0.1:$port" >"$out" 2>&1 & ;;
     epoll-floor | uring-floor | tokio-floor) "$FLOOR_BIN/$name" "127.0.0.1:$port" >"$out" 2>&1 & ;;
     aiosmtpd) "$VENV/bin/python" -m aiosmtpd -n -c aiosmtpd.handlers.Sink -l "127.0.0.1:$port" >"$out" 2>&1 & ;;
     *) log "unknown server $name"; return 1 ;;

@@ -47,7 +47,9 @@ pub enum Ask {
     Rcpt {
         /// The forward path.
         address: String,
-        /// The parameters, uppercased (always empty: aiosmtpd accepts none).
+        /// The parameters, uppercased (empty unless DSN is on: aiosmtpd
+        /// accepts none; with DSN, `NOTIFY` and `ORCPT`, typed in
+        /// `Envelope::rcpt_dsn` once accepted).
         options: Vec<String>,
     },
     /// The message is complete (`Envelope::content` holds it).
