@@ -115,22 +115,21 @@ pub fn drive(config: &Arc<Config>, wire: &[u8], sizes: &[usize]) -> Expected {
     let mut conn = Connection::new(config.clone(), Peer::Unknown, now);
     let mut out = Vec::new();
     let mut got = Expected::default();
-    let mut content = Vec::new();
     let mut drain = |conn: &mut Connection, got: &mut Expected| {
         for _ in 0..100_000 {
             match conn.poll_action() {
                 None => return,
                 Some(Action::Send(bytes)) => out.extend_from_slice(bytes),
                 Some(Action::Body(chunk)) => {
-                    if chunk.offset == 0 {
-                        content.clear();
-                    }
+                    // As the default handler: into the envelope, which RSET
+                    // and the end of a transaction empty.
+                    let content = &mut chunk.envelope.content;
                     assert_eq!(chunk.offset, content.len(), "body chunk offsets");
                     content.extend_from_slice(chunk.chunk);
                 }
                 Some(Action::Hook(call)) => {
                     if matches!(call.ask, Ask::Data) {
-                        got.messages.push(std::mem::take(&mut content));
+                        got.messages.push(call.envelope.content.clone());
                     }
                     conn.handle_decision(now, Decision::Outcome(Outcome::Default))
                         .expect("a pending hook");

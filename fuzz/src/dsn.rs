@@ -82,6 +82,17 @@ fn mail_model(p: &str) -> Result<(Option<DsnReturn>, Option<String>), u16> {
     {
         return Err(501);
     }
+    if let Some((_, Some(v))) = words
+        .iter()
+        .map(split)
+        .rfind(|(k, _)| k.eq_ignore_ascii_case("SIZE"))
+    {
+        // The default limit, 33554432.
+        let v = v.trim_start_matches('0');
+        if v.len() > 8 || v.parse::<u64>().is_ok_and(|n| n > 33_554_432) {
+            return Err(552);
+        }
+    }
     for (k, v) in words.iter().map(split) {
         match k.to_ascii_uppercase().as_str() {
             "RET" => {

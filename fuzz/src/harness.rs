@@ -636,8 +636,13 @@ impl Harness {
                 Action::StartTls => {
                     assert!(!self.tls_pending, "StartTls twice");
                     assert!(!self.conn.is_tls(), "StartTls over TLS");
+                    // With ENHANCEDSTATUSCODES: `220 2.0.0 Ready to start TLS`.
+                    let last = self.out[..self.out.len().saturating_sub(2)]
+                        .rsplit(|&b| b == b'\n')
+                        .next()
+                        .unwrap_or_default();
                     assert!(
-                        self.out.ends_with(b"220 Ready to start TLS\r\n"),
+                        last.starts_with(b"220 ") && self.out.ends_with(b"Ready to start TLS\r\n"),
                         "StartTls before its 220 was sent"
                     );
                     self.tls_pending = true;

@@ -76,10 +76,10 @@ impl Connection {
                 if let Some(old) = self.session.host_name.replace(hostname) {
                     self.pool.keep(old);
                 }
-                let hostname = self.config.clone();
+                let config = self.config.clone();
                 self.push_uncoded(|out| {
                     let sep = if extensions.is_empty() { b' ' } else { b'-' };
-                    push_line(250, sep, &[hostname.hostname.as_bytes()], out);
+                    push_line(250, sep, &[config.hostname.as_bytes()], out);
                     let n = extensions.len();
                     for (i, ext) in extensions.iter().enumerate() {
                         let sep = if i + 1 == n { b' ' } else { b'-' };

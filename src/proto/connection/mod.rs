@@ -450,5 +450,10 @@ impl Connection {
     fn reset_envelope(&mut self) {
         self.pool.reset(&mut self.envelope);
         self.chunked = None;
+        // Chunk bytes of the transaction not handed out yet (a BDAT chunk
+        // followed by RSET, or by a chunk over SIZE, in the same read) belong
+        // to no message now.
+        self.body.bytes.clear();
+        self.body_offset = 0;
     }
 }

@@ -243,7 +243,11 @@ fn data_first_error_wins() {
     ]
     .concat();
     let long_then_too_much = [line(b'z', 1999).repeat(3), b".\r\n".to_vec()].concat();
+    // One line over 1000 octets that also crosses SIZE (4096): aiosmtpd reads
+    // the line before counting its size, so it is too long, not too much.
+    let long_and_too_much = [line(b'z', 76), line(b'y', 5000), b".\r\n".to_vec()].concat();
     for (body, reply) in [
+        (long_and_too_much, LINE_TOO_LONG.line),
         (too_much_then_long, TOO_MUCH_DATA.line),
         (long_then_too_much, LINE_TOO_LONG.line),
         (sized_msg(4096), OK.line),

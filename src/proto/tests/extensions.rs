@@ -608,3 +608,44 @@ fn extensions_together_over_tls_lmtp_and_pipelined() {
     assert!(message.rcpt_dsn[0].notify.unwrap().failure);
     assert_eq!(Extensions::all(), "all".parse().unwrap());
 }
+
+#[test]
+fn an_abandoned_chunk_never_reaches_the_next_message() {
+    // The chunk, then RSET (or a chunk over SIZE) in the same read: its bytes
+    // belong to no message, least of all the next one.
+    for (end, reply) in [
+        (&b"RSET\r\n"[..], "250 OK"),
+        (
+            b"BDAT 20\r\n01234567890123456789",
+            "552 Error: Too much mail data",
+        ),
+    ] {
+        let input = [
+            EHLO,
+            ENVELOPE,
+            b"BDAT 5\r\nstale",
+            end,
+            ENVELOPE,
+            b"BDAT 3 LAST\r\nnew",
+        ]
+        .concat();
+        let trace = transcript(
+            with("chunking").with_data_size_limit(Some(10)),
+            &[&input],
+            &[
+                &[
+                    "250-mx.example",
+                    "250-SIZE 10",
+                    "250-8BITMIME",
+                    "250-CHUNKING",
+                    "250 HELP",
+                ][..],
+                &["250 OK", "250 OK", "250 2.0.0 OK: 5 octets received", reply],
+                &["250 OK", "250 OK", "250 OK"],
+            ]
+            .concat(),
+        );
+        assert_eq!(trace.messages.len(), 1);
+        assert_eq!(trace.messages[0].content, b"new");
+    }
+}
