@@ -171,6 +171,17 @@ fn words(raw: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
         })
 }
 
+/// True when `key` is `name` once uppercased as aiosmtpd (and `params.rs`)
+/// uppercase parameters: Python's `str.upper`, so that both agree on which
+/// parameter a key is (`notıfy` is `NOTIFY` there).
+fn is(key: &str, name: &str) -> bool {
+    if key.is_ascii() {
+        key.eq_ignore_ascii_case(name)
+    } else {
+        key.to_uppercase() == name
+    }
+}
+
 /// Stores `value` in `slot`, refusing a second one.
 fn once<T>(slot: &mut Option<T>, value: T, name: &'static str) -> Result<(), DsnError> {
     if slot.is_some() {
@@ -184,14 +195,14 @@ fn once<T>(slot: &mut Option<T>, value: T, name: &'static str) -> Result<(), Dsn
 pub(crate) fn parse_mail(raw: &str) -> Result<MailDsn, DsnError> {
     let mut dsn = MailDsn::default();
     for (key, value) in words(raw) {
-        if key.eq_ignore_ascii_case("RET") {
+        if is(key, "RET") {
             let ret = match value {
                 Some(v) if v.eq_ignore_ascii_case("FULL") => DsnReturn::Full,
                 Some(v) if v.eq_ignore_ascii_case("HDRS") => DsnReturn::Headers,
                 _ => return Err(DsnError::Invalid("RET")),
             };
             once(&mut dsn.ret, ret, "RET")?;
-        } else if key.eq_ignore_ascii_case("ENVID") {
+        } else if is(key, "ENVID") {
             let envid = value
                 .filter(|v| v.len() <= ENVID_MAX)
                 .and_then(decode_xtext)
@@ -206,12 +217,12 @@ pub(crate) fn parse_mail(raw: &str) -> Result<MailDsn, DsnError> {
 pub(crate) fn parse_rcpt(raw: &str) -> Result<RcptDsn, DsnError> {
     let mut dsn = RcptDsn::default();
     for (key, value) in words(raw) {
-        if key.eq_ignore_ascii_case("NOTIFY") {
+        if is(key, "NOTIFY") {
             let notify = value
                 .and_then(parse_notify)
                 .ok_or(DsnError::Invalid("NOTIFY"))?;
             once(&mut dsn.notify, notify, "NOTIFY")?;
-        } else if key.eq_ignore_ascii_case("ORCPT") {
+        } else if is(key, "ORCPT") {
             let orcpt = value
                 .filter(|v| v.len() <= ORCPT_MAX)
                 .and_then(parse_orcpt)

@@ -208,26 +208,36 @@ impl<H: Handler> Io<H> {
             ..
         } = self;
         let mut hook = std::pin::pin!(hooks::decide(shared, hooks, call));
+        // A client gone while the replies before the hook were written: the
+        // hook still runs to its end (it may be storing a message), then the
+        // driver stops.
+        let mut gone = false;
         if let Some(unsent) = unsent {
             let first = poll_fn(|cx| Poll::Ready(hook.as_mut().poll(cx))).await;
             if let Poll::Ready(decision) = first {
                 return Ok(Some(decision));
             }
-            write_replies(stream, unsent.bytes()).await?;
+            gone = write_replies(stream, unsent.bytes()).await.is_err();
             unsent.sent();
         }
-        let Some(limit) = shared.limits.hook_timeout else {
-            return Ok(Some(hook.await));
-        };
-        timer.as_mut().reset(Instant::now() + limit);
-        *armed = None;
-        Ok(poll_fn(|cx| {
-            if let Poll::Ready(d) = hook.as_mut().poll(cx) {
-                return Poll::Ready(Some(d));
+        let decision = match shared.limits.hook_timeout {
+            None => Some(hook.await),
+            Some(limit) => {
+                timer.as_mut().reset(Instant::now() + limit);
+                *armed = None;
+                poll_fn(|cx| {
+                    if let Poll::Ready(d) = hook.as_mut().poll(cx) {
+                        return Poll::Ready(Some(d));
+                    }
+                    timer.as_mut().poll(cx).map(|()| None)
+                })
+                .await
             }
-            timer.as_mut().poll(cx).map(|()| None)
-        })
-        .await)
+        };
+        if gone {
+            return Err(Gone);
+        }
+        Ok(decision)
     }
 
     /// [`Action::StartTls`]: the STARTTLS handshake.

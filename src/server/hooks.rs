@@ -50,6 +50,11 @@ pub(crate) async fn decide<H: Handler>(
     call: HookCall<'_>,
 ) -> Decision {
     let is_auth = matches!(call.ask, Ask::Auth { .. } | Ask::AuthStep { .. });
+    if matches!(call.ask, Ask::Mail { .. }) {
+        // A new transaction: a chunk failure of one abandoned (RSET after a
+        // BDAT chunk) is not this one's.
+        state.chunk_error = None;
+    }
     let handler = &*shared.handler;
     let error = match AssertUnwindSafe(dispatch(shared, state, call))
         .catch_unwind()

@@ -23,7 +23,9 @@ impl Connection {
             self.push(replies::BDAT_SYNTAX);
             return self.close();
         };
-        if !self.count_call(b"BDAT") {
+        // The call limit counts messages, as for DATA: a message may come in
+        // any number of chunks.
+        if self.chunked.is_none() && !self.count_call(b"BDAT") {
             replies::SENT_TOO_MANY_TIMES.push(b"BDAT", &mut self.output.bytes);
             return self.close();
         }
@@ -34,7 +36,7 @@ impl Connection {
             self.body_offset = 0;
         }
         if refusal.is_none() {
-            self.chunked = Some(self.chunked.unwrap_or(0) + size);
+            self.chunked = Some(self.chunked.unwrap_or(0).saturating_add(size));
         }
         self.read_chunk(Chunk {
             size,

@@ -45,7 +45,7 @@ impl Connection {
         match ask {
             Ask::Data => self.reset_envelope(),
             Ask::Mail { .. } => self.pending_mail = Default::default(),
-            Ask::Rcpt { .. } => self.pending_rcpt = Default::default(),
+            Ask::Rcpt { .. } => self.align_rcpt_dsn(),
             _ => {}
         }
         self.pool.keep_ask(ask);
@@ -108,8 +108,7 @@ impl Connection {
                 mut options,
             } => {
                 self.envelope.rcpt_tos.push(address);
-                let dsn = std::mem::take(&mut self.pending_rcpt);
-                self.envelope.rcpt_dsn.push(dsn);
+                self.align_rcpt_dsn();
                 self.envelope.rcpt_options.append(&mut options);
                 self.pool.keep_list(options);
                 reply(replies::OK, &mut self.output.bytes);
@@ -135,6 +134,20 @@ impl Connection {
             }
             // Answered by their own finishers.
             Ask::Auth { .. } | Ask::AuthStep { .. } | Ask::LmtpData | Ask::Proxy => {}
+        }
+    }
+
+    /// One `rcpt_dsn` entry per `rcpt_tos` entry after a RCPT hook, also when
+    /// the hook recorded (or dropped) recipients itself, as aiosmtpd's hooks
+    /// do: the newest recipient gets this RCPT's DSN parameters.
+    fn align_rcpt_dsn(&mut self) {
+        let dsn = std::mem::take(&mut self.pending_rcpt);
+        let (tos, dsns) = (self.envelope.rcpt_tos.len(), &mut self.envelope.rcpt_dsn);
+        if dsns.len() < tos {
+            dsns.resize(tos - 1, Default::default());
+            dsns.push(dsn);
+        } else {
+            dsns.truncate(tos);
         }
     }
 

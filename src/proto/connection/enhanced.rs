@@ -4,7 +4,8 @@
 //! `2.0.0` the rest), and for a failure the one its reply code means (`5.5.1`
 //! bad sequence, `5.5.4` bad parameter, `5.3.4` too big, `5.7.0` AUTH or
 //! STARTTLS required...). The greeting, the EHLO reply and 3xx replies (which
-//! RFC 3463 has no class for) are left as they are; a line that already
+//! RFC 3463 has no class for) are left as they are, and so is every reply
+//! to HELO, EHLO or LHLO (RFC 2034 §3); a line that already
 //! carries a code, the engine's or a handler's, keeps it.
 //!
 //! The replies are written without codes by every part of the engine; a
@@ -34,9 +35,16 @@ impl Marker {
 }
 
 impl Connection {
-    /// True when replies get enhanced status codes now.
+    /// True when replies get enhanced status codes now: in an EHLO session,
+    /// and not for replies to HELO, EHLO or LHLO (RFC 2034 §3 excludes them
+    /// with the greeting).
     fn enhancing(&self) -> bool {
-        self.config.extensions.enhanced_status_codes && self.session.extended_smtp
+        self.config.extensions.enhanced_status_codes
+            && self.session.extended_smtp
+            && !matches!(
+                self.enhance.context,
+                Some(Verb::Helo | Verb::Ehlo | Verb::Lhlo)
+            )
     }
 
     /// Adds the codes to the replies written since the last mark.

@@ -100,6 +100,9 @@ impl Connection {
                         self.read_commands();
                     }
                     self.push(replies::COMMAND_TOO_LONG);
+                    if !discarding && self.is_bdat(avail) {
+                        self.close();
+                    }
                 } else {
                     self.dispatch(now, &avail[..i]);
                 }
@@ -107,6 +110,11 @@ impl Connection {
             }
             // A line over the limit is dropped as it arrives, not buffered.
             None if discarding || avail.len() > limit => {
+                if !discarding && self.is_bdat(avail) {
+                    self.push(replies::COMMAND_TOO_LONG);
+                    self.close();
+                    return Step::NeedMore(avail.len());
+                }
                 if !discarding {
                     self.discard_line();
                 }
@@ -253,6 +261,16 @@ impl Connection {
     /// `500 Error: command "X" not recognized` (`5.5.1` with enhanced codes).
     fn push_not_recognized(&mut self, word: &[u8]) {
         self.push_with_status("5.5.1", |out| replies::NOT_RECOGNIZED.push(word, out));
+    }
+
+    /// With CHUNKING, a command line that starts as BDAT: when it is too long
+    /// to be read, where its chunk ends is unknown and the connection closes
+    /// (reading the chunk as commands would let it inject some).
+    fn is_bdat(&self, line: &[u8]) -> bool {
+        self.config.extensions.chunking
+            && line.len() > 4
+            && line[..4].eq_ignore_ascii_case(b"BDAT")
+            && line[4] == b' '
     }
 
     /// STARTTLS is required and the connection is not TLS yet.

@@ -649,3 +649,89 @@ fn an_abandoned_chunk_never_reaches_the_next_message() {
         assert_eq!(trace.messages[0].content, b"new");
     }
 }
+
+#[test]
+fn review_findings_stay_fixed() {
+    // Sizes that add up past usize::MAX without a size limit: no overflow.
+    let trace = drive(
+        with("chunking"),
+        &[
+            EHLO,
+            ENVELOPE,
+            b"BDAT 1\r\nx",
+            b"BDAT 18446744073709551615\r\nabc",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&trace.out).ends_with("250 2.0.0 OK: 1 octets received\r\n"));
+    // Replies to HELO, EHLO and LHLO carry no enhanced code (RFC 2034 §3).
+    transcript(
+        with("enhancedstatuscodes"),
+        &[EHLO, b"EHLO\r\nNOOP\r\n"],
+        &[
+            "250-mx.example",
+            "250-8BITMIME",
+            "250-ENHANCEDSTATUSCODES",
+            "250 HELP",
+            "501 Syntax: EHLO hostname",
+            "250 2.0.0 OK",
+        ],
+    );
+    // The call limit counts messages, not chunks.
+    transcript(
+        with("chunking").with_call_limits(Some(CallLimits::uniform(1))),
+        &[EHLO, ENVELOPE, b"BDAT 1\r\naBDAT 1\r\nbBDAT 1 LAST\r\nc"],
+        &[
+            &ehlo_with(&["250-CHUNKING"])[..],
+            &["250 OK", "250 OK", "250 2.0.0 OK: 1 octets received"],
+            &["250 2.0.0 OK: 1 octets received", "250 OK"],
+        ]
+        .concat(),
+    );
+    // A BDAT line too long to read closes: its chunk cannot be found.
+    let long = format!("BDAT 5 LAST{}\r\nQUIT\r\n", " ".repeat(1100));
+    let trace = transcript(
+        with("chunking"),
+        &[EHLO, long.as_bytes()],
+        &[
+            &ehlo_with(&["250-CHUNKING"])[..],
+            &["500 Command line too long"],
+        ]
+        .concat(),
+    );
+    assert!(trace.closed);
+    // A RCPT hook that records the recipient itself (aiosmtpd's way) keeps
+    // rcpt_dsn in step with rcpt_tos.
+    let script = Script {
+        responder: &|| {
+            Box::new(|ask, _, envelope| match ask {
+                Ask::Rcpt { address, .. } => {
+                    envelope.rcpt_tos.push(address.clone());
+                    Decision::Outcome(Outcome::Reply(Reply::new(250, "recorded")))
+                }
+                _ => Decision::Outcome(Outcome::Default),
+            })
+        },
+        ..Script::new(with("dsn"))
+    };
+    let trace = script.transcript(
+        &[
+            EHLO,
+            b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nRCPT TO:<e@f> NOTIFY=NEVER\r\nDATA\r\n.\r\n",
+        ],
+        &[
+            &ehlo_with(&["250-DSN"])[..],
+            &[
+                "250 OK",
+                "250 recorded",
+                "250 recorded",
+                "354 End data with <CR><LF>.<CR><LF>",
+                "250 OK",
+            ],
+        ]
+        .concat(),
+    );
+    let message = &trace.messages[0];
+    assert_eq!(message.rcpt_tos.len(), 2);
+    assert_eq!(message.rcpt_dsn.len(), 2);
+    assert!(message.rcpt_dsn[1].notify.unwrap().is_never());
+}
