@@ -15,7 +15,7 @@
 #                     aiosmtpd if pip cannot install it) and, on request only, epoll-floor
 #                     uring-floor tokio-floor (benches/peers/floor-sinks: the floor, no SMTP server)
 #                     and smtpkit-base (see SMTPKIT_BASE)
-#   WORKLOADS="..."   subset of 1 2 3 4 5 6 7 8 (default: all)
+#   WORKLOADS="..."   subset of 1 2 3 4 5 6 7 8 9 (default: all)
 #   PIPELINE_FORCE=1  workload 7 pipelines (and 8 sends BDAT) even to a server that does
 #                     not advertise PIPELINING (CHUNKING): pipeline_client.py --force.
 #                     Without it such a server's pipelined runs fail (n/a in the table)
@@ -55,6 +55,10 @@
 #         has --extensions)
 #      7l lockstep (a write per command, each waiting for its reply)
 #      msg/s here is the client's own time (connect .. 221), not the process's.
+#   9  smtpkit only: 20 parallel sessions, one 50 MiB message each (QUICK=1: 2 x 5 MiB),
+#      smtp-source -s 20 -m 20 -l 52428800, to `-c sink` (9k) and to `-c mailbox DIR`
+#      (9m; DIR in the bench's temp dir, so on its disk): the Maildir must then hold
+#      every message in new/ with identical bodies and nothing in tmp/
 #   8  smtpkit only, with `--extensions chunking` (skipped with a note if its --help
 #      lacks --extensions): 1 session, 20 x 20 MiB (QUICK=1: 2 x 2 MiB) by
 #      pipeline_client.py --mode lockstep, 8b by BDAT <n> LAST (RFC 3030) and 8d by
@@ -85,7 +89,7 @@ else
     SCALE=1
 fi
 SERVERS=${SERVERS:-"smtpkit smtpkit-nopoll smtp-sink mailin aiosmtpd"}
-WORKLOADS=${WORKLOADS:-"1 2 3 4 5 6 7 8"}
+WORKLOADS=${WORKLOADS:-"1 2 3 4 5 6 7 8 9"}
 VENV=${VENV:-/tmp/smtpkit-bench-venv}
 PORT_BASE=${PORT_BASE:-21000}
 RUN_TIMEOUT=${RUN_TIMEOUT:-600}
@@ -279,6 +283,7 @@ start_server() {
     case "$name" in
     smtpkit) "$SMTPKIT" -n -l "127.0.0.1:$port" -c sink "${KIT_EXTRA[@]}" >"$out" 2>&1 & ;;
     smtpkit-nopoll) "$SMTPKIT" -n -l "127.0.0.1:$port" -c sink --busy-poll 0 "${KIT_EXTRA[@]}" >"$out" 2>&1 & ;;
+    smtpkit-mailbox) "$SMTPKIT" -n -l "127.0.0.1:$port" -c mailbox "${MAILDIR:?}" "${KIT_EXTRA[@]}" >"$out" 2>&1 & ;;
     smtpkit-base) "${SMTPKIT_BASE:?SMTPKIT_BASE=PATH names the binary of smtpkit-base}" -n -l "127.0.0.1:$port" -c sink "${BASE_EXTRA[@]}" >"$out" 2>&1 & ;;
     smtp-sink) "$SMTP_SINK" "${SINK_USER[@]}" -m 4096 "127.0.0.1:$port" 4096 >"$out" 2>&1 & ;;
     mailin) "$MAILIN" "127.0.0.1:$port" >"$out" 2>&1 & ;;
@@ -319,7 +324,7 @@ run_source() {
     shift 5
     next_port
     local tag="w$w-$server-r$rep"
-    start_server "$server" "$PORT" "$WORK/$tag.server.log" || {
+    start_server "${START_AS:-$server}" "$PORT" "$WORK/$tag.server.log" || {
         result "$w" "$server" "$rep" 0 "$count" "$size" 0 0 0 0 0
         return 0
     }
@@ -340,6 +345,9 @@ run_source() {
         ok=0
         log "  smtp-source failed (exit $rc) against $server: $(tail -2 "$WORK/$tag.source.log" | tr '\n' ' ')"
     fi
+    if [ "${START_AS:-}" = smtpkit-mailbox ] && ! check_maildir "$MAILDIR" "$count"; then
+        ok=0
+    fi
     local wall cpu user
     wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')
     cpu=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN { printf "%.3f", (b - a) / hz }')
@@ -349,6 +357,22 @@ run_source() {
         if (sz >= 1048576) rate = sprintf("%.1f MiB/s", n * sz / 1048576 / wall)
         else rate = sprintf("%.0f msg/s", n / wall)
         printf "  %-9s %s  wall %.2fs  server CPU %.2fs  peak RSS %.1f MiB\n", s, rate, wall, cpu, hwm / 1024 }' >&2
+}
+
+# check_maildir DIR COUNT: COUNT messages in new/, nothing in tmp/, and every
+# message's body (after its header block) the same bytes (smtp-source sends the
+# same body each time); then the Maildir is removed (it holds GiBs).
+check_maildir() {
+    local dir=$1 count=$2 n t bodies
+    n=$(find "$dir/new" -type f | wc -l)
+    t=$(find "$dir/tmp" -type f | wc -l)
+    bodies=$(for f in "$dir"/new/*; do sed '1,/^$/d' "$f" | md5sum; done | sort -u | wc -l)
+    rm -rf "$dir"
+    if [ "$n" != "$count" ] || [ "$t" != 0 ] || [ "$bodies" != 1 ]; then
+        log "  maildir check failed: $n of $count messages in new/, $t files left in tmp/, $bodies different bodies"
+        return 1
+    fi
+    log "  maildir: $n messages in new/, all bodies identical, tmp/ empty"
 }
 
 # run_client WORKLOAD SERVER REP COUNT SIZE PIPELINE_CLIENT-FLAGS...: one session of
@@ -445,6 +469,7 @@ run_idle() {
 KIB=1024
 MIB20=$((20 * 1024 * 1024))
 if [ "$QUICK" = 1 ]; then W8_COUNT=2 W8_SIZE=$((2 * 1024 * 1024)); else W8_COUNT=20 W8_SIZE=$MIB20; fi
+if [ "$QUICK" = 1 ]; then W9_SESSIONS=2 W9_SIZE=$((5 * 1024 * 1024)); else W9_SESSIONS=20 W9_SIZE=52428800; fi
 {
     echo "# smtpkit load benchmark"
     echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ)  $(uname -srm)  $(nproc) cores  REPS=$REPS QUICK=$QUICK"
@@ -526,6 +551,19 @@ for w in $WORKLOADS; do
                         run_client 8b "$server" "$rep" "$W8_COUNT" "$W8_SIZE" --mode lockstep --bdat "${CLIENT_FORCE[@]}"
                     else
                         run_client 8d "$server" "$rep" "$W8_COUNT" "$W8_SIZE" --mode lockstep
+                    fi
+                done
+                ;;
+            9)
+                [ "$server" = smtpkit ] || continue
+                log "[workload 9: $W9_SESSIONS sessions, one $((W9_SIZE / 1048576)) MiB message each, -c sink (9k) and -c mailbox (9m); rep $rep/$REPS]"
+                if [ $((rep % 2)) = 1 ]; then handlers="sink mailbox"; else handlers="mailbox sink"; fi
+                for handler in $handlers; do
+                    if [ "$handler" = mailbox ]; then
+                        MAILDIR="$WORK/maildir-r$rep"
+                        START_AS=smtpkit-mailbox run_source 9m smtpkit "$rep" "$W9_SESSIONS" "$W9_SIZE" -s "$W9_SESSIONS"
+                    else
+                        run_source 9k smtpkit "$rep" "$W9_SESSIONS" "$W9_SIZE" -s "$W9_SESSIONS"
                     fi
                 done
                 ;;
@@ -622,6 +660,14 @@ for w, how in (("8b", "BDAT"), ("8d", "DATA")):
     add(w, f"{title}: peak RSS (MiB)", lambda r: r["hwm"] / 1024, "{:.1f}", "lower")
 add(("8b", "8d"), "8 BDAT / DATA: MiB/s", lambda r: r["count"] * r["size"] / MIB / r["wall"], "{:.2f}x", "higher")
 add(("8b", "8d"), "8 BDAT / DATA: server CPU per MiB", lambda r: r["cpu"] / (r["count"] * r["size"]), "{:.2f}x", "lower")
+# Workload 9 (smtpkit only): parallel large messages, to -c sink (9k) and
+# streamed into a Maildir (9m, fsync and rename per message).
+for w, how in (("9k", "-c sink"), ("9m", "-c mailbox")):
+    title = f"{w} {count_of(w)} sessions x one {size_of(w) / MIB:.0f} MiB message, {how}"
+    add(w, f"{title}: msg/s", lambda r: r["count"] / r["wall"], "{:,.2f}", "higher")
+    add(w, f"{title}: MiB/s", lambda r: r["count"] * r["size"] / MIB / r["wall"], "{:,.0f}", "higher")
+    add(w, f"{title}: peak RSS (MiB)", lambda r: r["hwm"] / 1024, "{:.1f}", "lower")
+add(("9m", "9k"), "9 mailbox / sink: msg/s", lambda r: r["count"] / r["wall"], "{:.2f}x", "higher")
 
 peers = [s for s in servers if s != "smtpkit"]
 has_kit = "smtpkit" in servers
@@ -653,7 +699,7 @@ for w, label, fn, fmt, better in metrics:
 
 print()
 print(open(header).read().rstrip())
-done = [w for w in ("1", "2", "3", "4", "5", "6", "7p", "7l", "8b", "8d") if any((w, s) in runs for s in servers)]
+done = [w for w in ("1", "2", "3", "4", "5", "6", "7p", "7l", "8b", "8d", "9k", "9m") if any((w, s) in runs for s in servers)]
 print(f"# successful runs (workloads {'/'.join(done)}): "
       + ", ".join(s + " " + "/".join(str(reps(w, s)) for w in done) for s in servers))
 print()

@@ -221,6 +221,7 @@ fn through_connection(
     let mut config = Config::new("mx.example");
     config.data_size_limit = size;
     config.line_length_limit = line_limit;
+    config.data_line_length_limit = Some(line_limit);
     let mut conn = Connection::new(Arc::new(config), Peer::Unknown, now);
     let mut content = Vec::new();
     let mut wire = Vec::new();
@@ -229,6 +230,7 @@ fn through_connection(
             match conn.poll_action() {
                 None => return,
                 Some(Action::Send(bytes)) => wire.extend_from_slice(bytes),
+                Some(Action::MessageStart(_)) => {}
                 Some(Action::Body(chunk)) => content.extend_from_slice(chunk.chunk),
                 Some(Action::Hook(_)) => conn
                     .handle_decision(now, Decision::Outcome(Outcome::Default))

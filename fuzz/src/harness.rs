@@ -255,6 +255,7 @@ pub fn config(selector: u8, tweaks: u8) -> Config {
     if tweaks & 0x0c == 0x0c {
         c.command_size_limit = 40;
         c.line_length_limit = 60;
+        c.data_line_length_limit = Some(60);
         c.data_size_limit = c.data_size_limit.map(|_| 200);
     }
     if tweaks & 0x30 == 0x30 {
@@ -318,6 +319,8 @@ pub struct Harness {
     pub asks: Vec<Ask>,
     /// The pending hook call, as last polled.
     pub pending: Option<Ask>,
+    /// An `Action::MessageStart` was returned (body chunks may follow).
+    pub started: bool,
     /// `Action::StartTls` was returned and TLS is not established yet.
     pub tls_pending: bool,
     /// `Action::Close` was returned.
@@ -357,6 +360,7 @@ impl Harness {
             peer_closed: false,
             fed: 0,
             next_body_offset: 0,
+            started: false,
             proxy_answered: false,
             events: Vec::new(),
         };
@@ -600,9 +604,18 @@ impl Harness {
                     self.out.extend_from_slice(bytes);
                     self.events.push(Event::Send(bytes.to_vec()));
                 }
-                Action::Body(chunk) => {
+                Action::MessageStart(start) => {
                     assert!(
-                        chunk.offset == 0 || chunk.offset == self.next_body_offset,
+                        start.envelope.content.is_empty(),
+                        "a message starts with content"
+                    );
+                    self.next_body_offset = 0;
+                    self.started = true;
+                }
+                Action::Body(chunk) => {
+                    assert!(self.started, "a body chunk before its MessageStart");
+                    assert!(
+                        chunk.offset == self.next_body_offset,
                         "body chunk at {} after {}",
                         chunk.offset,
                         self.next_body_offset

@@ -165,6 +165,12 @@ struct Args {
           value_parser = parse_extensions)]
     extensions: Extensions,
 
+    /// Longest DATA line in octets, CRLF included: a message with a longer
+    /// one gets `500 Line too long`. Default 1001 (aiosmtpd's fixed limit);
+    /// 0: no limit (real mail breaks it).
+    #[arg(long = "max-line-length", value_name = "N", default_value_t = 1001)]
+    max_line_length: usize,
+
     /// Most recipients per transaction: RCPT past it gets `452 4.5.3`
     /// (LIMITS advertises it as RCPTMAX). Default: no limit, as aiosmtpd.
     #[arg(long = "max-recipients", value_name = "N",
@@ -343,6 +349,7 @@ fn config(args: &Args) -> Config {
     config.lmtp = args.lmtp;
     config.refuse_control_characters = args.refuse_control_characters;
     config.extensions = args.extensions;
+    config.data_line_length_limit = (args.max_line_length > 0).then_some(args.max_line_length);
     config.recipient_limit = args.max_recipients.map(|n| n as usize);
     config.proxy_protocol_timeout = args
         .proxy_protocol_timeout

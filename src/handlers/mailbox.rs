@@ -13,7 +13,7 @@ use crate::server::{Handler, HookResult};
 use crate::{HandlerError, Outcome};
 
 use super::blocking::BlockingPool;
-use super::message::prepare_message;
+use super::message::{PrepareStream, prepare_message};
 
 /// Stores each received message in a [Maildir] and accepts it with `250 OK`,
 /// as aiosmtpd's `Mailbox(mail_dir)` handler (a `Message` handler whose
@@ -23,10 +23,14 @@ use super::message::prepare_message;
 /// with `X-Peer`, `X-MailFrom` and `X-RcptTo` headers appended to its header
 /// block and LF line endings — the bytes aiosmtpd stores.
 ///
-/// Delivery is crash-safe: the message is written to `tmp/<unique>`, fsynced,
-/// renamed to `new/<unique>` and the `new` directory is fsynced before the
-/// client gets its `250 OK`, so a half-written message is never visible in
-/// `new/` and an acknowledged message survives a crash. Unique names follow
+/// Delivery streams and is crash-safe: the message is written to
+/// `tmp/<unique>` as it arrives (the file is created when the body begins,
+/// and written in 64 KiB pieces, so memory does not grow with the message),
+/// then fsynced, renamed to `new/<unique>` and the `new` directory is fsynced
+/// before the client gets its `250 OK`. A half-written message is never
+/// visible in `new/`, an acknowledged message survives a crash, and a message
+/// that is abandoned (RSET, QUIT, a timeout, the client going away), refused
+/// or fails part-way leaves no file in `tmp/`. Unique names follow
 /// Python's `Maildir`: `<seconds>.M<microseconds>P<pid>Q<counter>.<hostname>`.
 ///
 /// The blocking file I/O runs on a bounded [`BlockingPool`] (the process-wide
@@ -188,15 +192,148 @@ impl Mailbox {
     }
 }
 
+impl Mailbox {
+    /// Runs `work` on the pool, as an `io::Result`.
+    fn on_pool<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> io::Result<T> + Send + 'static,
+    ) -> impl Future<Output = io::Result<T>> + Send + 'static {
+        let run = self.pool.run(work);
+        async move { run.await.map_err(io::Error::from).and_then(|done| done) }
+    }
+
+    fn failed(&self, error: io::Error) -> HandlerError {
+        tracing::error!(maildir = %self.dir.display(), %error, "maildir delivery failed");
+        HandlerError::from(error)
+    }
+}
+
+/// A message being written to `tmp/`: the file, the prepared bytes not
+/// written yet, and the preparer. Kept in `Envelope::spool` between chunks.
+struct Delivery {
+    file: TmpFile,
+    prepare: PrepareStream,
+    pending: Vec<u8>,
+}
+
+/// Bytes collected before they are written (one write per this much).
+const WRITE_AT: usize = 64 << 10;
+
+/// A file in `tmp/`, removed when dropped unless it was moved into `new/`:
+/// a message abandoned, refused or failed part-way leaves nothing behind,
+/// whatever ends it (RSET, an error, a panic, the client going away).
+struct TmpFile {
+    file: File,
+    name: String,
+    path: PathBuf,
+    delivered: bool,
+}
+
+impl TmpFile {
+    fn create(tmp_dir: &Path) -> io::Result<TmpFile> {
+        let (name, path, file) = create_unique(tmp_dir)?;
+        Ok(TmpFile {
+            file,
+            name,
+            path,
+            delivered: false,
+        })
+    }
+
+    /// Writes the rest, fsyncs, renames into `new/` and fsyncs `new/`.
+    fn deliver(mut self, rest: &[u8], new_dir: &Path) -> io::Result<PathBuf> {
+        self.file.write_all(rest)?;
+        self.file.sync_all()?;
+        let new_path = new_dir.join(&self.name);
+        fs::rename(&self.path, &new_path)?;
+        self.delivered = true;
+        if let Err(e) = sync_dir(new_dir) {
+            // The client is told that delivery failed and will retry: do not
+            // keep a copy that may or may not survive a crash.
+            let _ = fs::remove_file(&new_path);
+            return Err(e);
+        }
+        Ok(new_path)
+    }
+}
+
+impl Drop for TmpFile {
+    fn drop(&mut self) {
+        if !self.delivered {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Streams each message into `tmp/` as it arrives (memory per connection:
+/// one write buffer, whatever the message size), and delivers it into `new/`
+/// before the `250`.
 impl Handler for Mailbox {
+    async fn handle_data_start(
+        &self,
+        session: &mut Session,
+        envelope: &mut Envelope,
+    ) -> Result<(), HandlerError> {
+        let tmp_dir = self.dir.join("tmp");
+        let file = self
+            .on_pool(move || TmpFile::create(&tmp_dir))
+            .await
+            .map_err(|e| self.failed(e))?;
+        envelope.spool.set(Delivery {
+            file,
+            prepare: PrepareStream::new(session, envelope),
+            pending: Vec::with_capacity(WRITE_AT),
+        });
+        Ok(())
+    }
+
+    async fn handle_data_chunk(
+        &self,
+        _: &mut Session,
+        envelope: &mut Envelope,
+        chunk: &[u8],
+    ) -> Result<(), HandlerError> {
+        let Some(mut delivery) = envelope.spool.take::<Delivery>() else {
+            // No start (the handler is driven by hand): buffer as aiosmtpd.
+            envelope.content.extend_from_slice(chunk);
+            return Ok(());
+        };
+        delivery.prepare.feed(chunk, &mut delivery.pending);
+        if delivery.pending.len() >= WRITE_AT {
+            // On error the delivery is dropped on the pool: its file is removed.
+            delivery = self
+                .on_pool(move || {
+                    delivery.file.file.write_all(&delivery.pending)?;
+                    delivery.pending.clear();
+                    Ok(delivery)
+                })
+                .await
+                .map_err(|e| self.failed(e))?;
+        }
+        envelope.spool.set(delivery);
+        Ok(())
+    }
+
     async fn handle_data(&self, session: &mut Session, envelope: &mut Envelope) -> HookResult {
-        let message = prepare_message(session, envelope);
-        match self.add_in_background(message).await {
-            Ok(_) => Ok(Outcome::Default),
-            Err(error) => {
-                tracing::error!(maildir = %self.dir.display(), %error, "maildir delivery failed");
-                Err(HandlerError::from(error))
+        let stored = match envelope.spool.take::<Delivery>() {
+            Some(mut delivery) => {
+                delivery.prepare.finish(&mut delivery.pending);
+                let new_dir = self.dir.join("new");
+                self.on_pool(move || {
+                    let Delivery { file, pending, .. } = delivery;
+                    file.deliver(&pending, &new_dir)
+                })
+                .await
             }
+            // Driven by hand with the content in the envelope.
+            None => {
+                self.add_in_background(prepare_message(session, envelope))
+                    .await
+            }
+        };
+        match stored {
+            Ok(_) => Ok(Outcome::Default),
+            Err(error) => Err(self.failed(error)),
         }
     }
 }

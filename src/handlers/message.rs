@@ -108,6 +108,117 @@ pub fn prepare_message(session: &Session, envelope: &Envelope) -> Vec<u8> {
     out
 }
 
+/// [`prepare_message`] as the body streams in: the same bytes for any split
+/// of the content into chunks. Only the current header line is buffered (a
+/// header line is at most the DATA line limit); the body passes straight
+/// through with its line endings turned into LF.
+#[derive(Debug)]
+pub(crate) struct PrepareStream {
+    /// The three headers aiosmtpd adds, with their LF and the blank line.
+    added: Vec<u8>,
+    /// Still in the header block.
+    in_headers: bool,
+    /// The header-block line read so far (without its ending).
+    line: Vec<u8>,
+    /// The last byte was a CR: an LF right after it is part of that ending.
+    after_cr: bool,
+}
+
+impl PrepareStream {
+    /// For the message of `envelope` (its addresses) from `session`'s peer.
+    pub(crate) fn new(session: &Session, envelope: &Envelope) -> Self {
+        let peer = match &session.peer {
+            Peer::Tcp(_) => session.peer.python_repr(),
+            Peer::Unix | Peer::Unknown => String::new(),
+        };
+        let mut added = Vec::new();
+        push_header(&mut added, "X-Peer", &peer);
+        push_header(
+            &mut added,
+            "X-MailFrom",
+            envelope.mail_from.as_deref().unwrap_or(""),
+        );
+        push_header(&mut added, "X-RcptTo", &envelope.rcpt_tos.join(", "));
+        added.push(b'\n');
+        PrepareStream {
+            added,
+            in_headers: true,
+            line: Vec::new(),
+            after_cr: false,
+        }
+    }
+
+    /// Appends the prepared form of `chunk` to `out`.
+    pub(crate) fn feed(&mut self, mut chunk: &[u8], out: &mut Vec<u8>) {
+        if self.after_cr && !chunk.is_empty() {
+            self.after_cr = false;
+            if chunk[0] == b'\n' {
+                chunk = &chunk[1..];
+            }
+        }
+        while self.in_headers && !chunk.is_empty() {
+            let Some(i) = memchr::memchr2(b'\r', b'\n', chunk) else {
+                self.line.extend_from_slice(chunk);
+                return;
+            };
+            self.line.extend_from_slice(&chunk[..i]);
+            let crlf = chunk[i] == b'\r' && chunk.get(i + 1) == Some(&b'\n');
+            self.after_cr = chunk[i] == b'\r' && i + 1 == chunk.len();
+            chunk = &chunk[i + if crlf { 2 } else { 1 }..];
+            self.end_header_line(true, out);
+        }
+        // The body: every line ending becomes LF.
+        while !chunk.is_empty() {
+            let Some(i) = memchr::memchr2(b'\r', b'\n', chunk) else {
+                out.extend_from_slice(chunk);
+                return;
+            };
+            out.extend_from_slice(&chunk[..i]);
+            out.push(b'\n');
+            let crlf = chunk[i] == b'\r' && chunk.get(i + 1) == Some(&b'\n');
+            self.after_cr = chunk[i] == b'\r' && i + 1 == chunk.len();
+            chunk = &chunk[i + if crlf { 2 } else { 1 }..];
+        }
+    }
+
+    /// The end of the content: appends what is still held back.
+    pub(crate) fn finish(&mut self, out: &mut Vec<u8>) {
+        if self.in_headers {
+            if self.line.is_empty() {
+                self.in_headers = false;
+                out.extend_from_slice(&self.added);
+            } else {
+                self.end_header_line(false, out);
+                if self.in_headers {
+                    self.in_headers = false;
+                    out.extend_from_slice(&self.added);
+                }
+            }
+        }
+    }
+
+    /// A whole line of the header block (`ended`: with a line ending).
+    fn end_header_line(&mut self, ended: bool, out: &mut Vec<u8>) {
+        let line = std::mem::take(&mut self.line);
+        if is_header_line(&line) {
+            out.extend_from_slice(&line);
+            out.push(b'\n');
+        } else {
+            // The headers end here; a blank line that ends them is dropped.
+            self.in_headers = false;
+            out.extend_from_slice(&self.added);
+            if !line.is_empty() {
+                out.extend_from_slice(&line);
+                if ended {
+                    out.push(b'\n');
+                }
+            }
+        }
+        self.line = line;
+        self.line.clear();
+    }
+}
+
 /// Python's `email.feedparser.headerRE`: `^(From |[\041-\071\073-\176]*:|[\t ])`.
 fn is_header_line(line: &[u8]) -> bool {
     if line.starts_with(b"From ") || matches!(line.first(), Some(b' ' | b'\t')) {
@@ -210,6 +321,54 @@ impl<'a> Iterator for Lines<'a> {
                 };
                 self.rest = &self.rest[i + ending..];
                 Some((line, true))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod stream_tests {
+    use super::*;
+
+    #[test]
+    fn streaming_gives_prepare_message_s_bytes_for_every_split() {
+        let session = Session::new(Peer::Tcp("127.0.0.1:1234".parse().unwrap()));
+        let bodies: [&[u8]; 12] = [
+            b"",
+            b"Subject: hi\r\n\r\nHello\r\n",
+            b"Subject: hi\r\nX: y\r\n continued\r\n\r\nbody\r\nmore\r\n",
+            b"no headers\r\nat all\r\n",
+            b"Subject: no blank line\r\nbody? no: a header\r\nnot one\r\n",
+            b"Subject: x\rbare CR\r\rY: z\n\nLF body\n\rend",
+            b"Subject: last line without ending",
+            b"not a header, no ending",
+            b"\r\n\r\nstarts blank",
+            b"From someone\r\nSubject: mbox\r\n\r\n",
+            b"Subject: x\r\n\r\n\r\r\n\n\r",
+            b"Subject: \xff\xfe 8-bit\r\n\r\n\0\xff",
+        ];
+        for body in bodies {
+            let envelope = Envelope {
+                mail_from: Some("anne@example.com".into()),
+                rcpt_tos: vec!["b@x".into(), "c@y".into()],
+                content: body.to_vec(),
+                ..Envelope::default()
+            };
+            let want = prepare_message(&session, &envelope);
+            for a in 0..=body.len() {
+                for b in a..=body.len() {
+                    let mut stream = PrepareStream::new(&session, &envelope);
+                    let mut out = Vec::new();
+                    for piece in [&body[..a], &body[a..b], &body[b..]] {
+                        stream.feed(piece, &mut out);
+                    }
+                    stream.finish(&mut out);
+                    assert_eq!(
+                        String::from_utf8_lossy(&out),
+                        String::from_utf8_lossy(&want),
+                        "{body:?} split at {a} and {b}"
+                    );
+                }
             }
         }
     }

@@ -89,10 +89,15 @@ pub struct Config {
     /// Longest command line in octets, excluding CRLF. Default 512; MAIL gets +26
     /// when SIZE and +10 when SMTPUTF8 is advertised, per connection.
     pub command_size_limit: usize,
-    /// Longest line in octets including CRLF: DATA lines longer than this get
-    /// `500 Line too long` at the end of DATA; longer command lines are discarded
-    /// unbuffered. Default 1001.
+    /// Longest command or AUTH line in octets including CRLF: longer ones are
+    /// discarded unbuffered (`500 Command line too long`). Default 1001. DATA
+    /// lines have their own limit, [`Config::data_line_length_limit`].
     pub line_length_limit: usize,
+    /// Longest DATA line in octets including CRLF: a message with a longer one
+    /// gets `500 Line too long` at the end of DATA. `Some(1001)` by default
+    /// (aiosmtpd's fixed limit); `None`: no limit (real mail breaks it;
+    /// `--max-line-length 0`). Memory does not depend on it: the body streams.
+    pub data_line_length_limit: Option<usize>,
     /// If set, addresses with a longer local part are malformed (`553`).
     pub local_part_limit: Option<usize>,
     /// Refuse a MAIL or RCPT address holding a control character (NUL, CR, LF,
@@ -146,6 +151,7 @@ impl Config {
             enable_smtputf8: false,
             command_size_limit: 512,
             line_length_limit: 1001,
+            data_line_length_limit: Some(1001),
             local_part_limit: None,
             refuse_control_characters: false,
             timeout: Duration::from_secs(300),
@@ -204,6 +210,18 @@ impl Config {
         self.command_call_limit
             .as_ref()
             .map(|limits| limits.limit_for(b"MAIL"))
+    }
+
+    /// Sets [`Config::data_line_length_limit`] (`Some(0)` is taken as no limit).
+    ///
+    /// ```
+    /// use smtpkit::proto::Config;
+    /// let config = Config::new("mx.example").with_data_line_length_limit(None);
+    /// assert_eq!(config.data_line_length_limit, None);
+    /// ```
+    pub fn with_data_line_length_limit(mut self, limit: Option<usize>) -> Self {
+        self.data_line_length_limit = limit.filter(|&l| l > 0);
+        self
     }
 
     /// Sets [`Config::command_call_limit`].

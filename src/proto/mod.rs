@@ -41,7 +41,9 @@ mod session;
 pub use address::{ParsedPath, parse_path, parse_plain_path};
 pub use command::Verb;
 pub use config::{BOGUS_LIMIT, CALL_LIMIT_DEFAULT, CallLimits, Config, DATA_SIZE_DEFAULT};
-pub use connection::{Action, Ask, BodyChunk, Connection, Error, HookCall};
+pub use connection::{
+    Action, Ask, BodyChunk, Connection, Error, HookCall, MessageStart, UnsentReplies,
+};
 pub use data::{DataDecoder, DataError, Progress};
 pub use dsn::{DsnReturn, MailDsn, Notify, OriginalRecipient, RcptDsn, encode_xtext};
 pub use extensions::{Extensions, UnknownExtension};
@@ -51,7 +53,7 @@ pub use proxy_protocol::{
     ProxyParse, ProxyProtocol, ProxyTlvs, parse_proxy_header,
 };
 pub use reply::Reply;
-pub use session::{AuthData, BodyType, Envelope, Peer, Session, TlsInfo};
+pub use session::{AuthData, BodyType, Envelope, Peer, Session, Spool, TlsInfo};
 
 #[cfg(test)]
 mod tests;

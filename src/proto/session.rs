@@ -161,10 +161,87 @@ pub struct Envelope {
     /// }
     /// ```
     pub rcpt_dsn: Vec<super::RcptDsn>,
+    /// What a streaming handler keeps for this message (an open file, an
+    /// upstream connection): set in `Handler::handle_data_start`, used by
+    /// its chunks and at the end; dropped when the transaction ends or is
+    /// abandoned, so a `Drop` of the stored value cleans up on every path.
+    pub spool: Spool,
     /// The message body after dot-unstuffing, with its line endings as received
     /// (empty until DATA completes). The body arrives through
     /// `Handler::handle_data_chunk`, whose default appends here.
     pub content: Vec<u8>,
+}
+
+/// A value of any type kept for one message ([`Envelope::spool`]). It is not
+/// part of the envelope's value: a clone is empty and any two compare equal.
+///
+/// ```
+/// use smtpkit::proto::Spool;
+/// let mut spool = Spool::default();
+/// spool.set(vec![1u8, 2, 3]);
+/// spool.get_mut::<Vec<u8>>().unwrap().push(4);
+/// assert_eq!(spool.take::<Vec<u8>>(), Some(vec![1, 2, 3, 4]));
+/// assert!(spool.is_empty());
+/// ```
+#[derive(Default)]
+pub struct Spool(Option<Box<dyn std::any::Any + Send + Sync>>);
+
+impl Spool {
+    /// Keeps `value` (dropping what was kept before).
+    pub fn set<T: std::any::Any + Send + Sync>(&mut self, value: T) {
+        self.0 = Some(Box::new(value));
+    }
+
+    /// The kept value, if it is a `T`.
+    pub fn get_mut<T: std::any::Any>(&mut self) -> Option<&mut T> {
+        self.0.as_mut()?.downcast_mut()
+    }
+
+    /// Takes the kept value out, if it is a `T`.
+    pub fn take<T: std::any::Any>(&mut self) -> Option<T> {
+        match self.0.take()?.downcast::<T>() {
+            Ok(value) => Some(*value),
+            Err(other) => {
+                self.0 = Some(other);
+                None
+            }
+        }
+    }
+
+    /// True when nothing is kept.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// Drops what is kept.
+    pub fn clear(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Clone for Spool {
+    /// Empty: what a handler keeps (a file, a connection) is not copied.
+    fn clone(&self) -> Self {
+        Spool(None)
+    }
+}
+
+impl PartialEq for Spool {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Spool {}
+
+impl fmt::Debug for Spool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Spool(..)"
+        } else {
+            "Spool(empty)"
+        })
+    }
 }
 
 /// MAIL's `BODY=` parameter.

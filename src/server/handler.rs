@@ -40,6 +40,7 @@ pub struct HandlerError {
     message: String,
     class: FailureClass,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    reply: Option<Reply>,
 }
 
 impl HandlerError {
@@ -50,6 +51,7 @@ impl HandlerError {
             message: message.into(),
             class: FailureClass::Permanent,
             source: None,
+            reply: None,
         }
     }
 
@@ -64,6 +66,26 @@ impl HandlerError {
     /// Whether the sender should retry, which decides the reply.
     pub fn class(&self) -> FailureClass {
         self.class
+    }
+
+    /// A refusal with this exact reply (not an exception: `handle_exception`
+    /// is not called and the reply is sent as is), e.g. from
+    /// [`Handler::handle_data_chunk`] to refuse a message part-way.
+    ///
+    /// ```
+    /// use smtpkit::{HandlerError, Reply};
+    /// let too_big = HandlerError::refuse(Reply::new(552, "5.3.4 Message too big for this mailbox"));
+    /// assert_eq!(too_big.reply().map(Reply::code), Some(552));
+    /// ```
+    pub fn refuse(reply: Reply) -> Self {
+        let mut error = HandlerError::new("Refused", reply.to_string());
+        error.reply = Some(reply);
+        error
+    }
+
+    /// The reply of a [`HandlerError::refuse`].
+    pub fn reply(&self) -> Option<&Reply> {
+        self.reply.as_ref()
     }
 
     /// An error with just a message (kind `Error`).
@@ -148,6 +170,7 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for HandlerError {
             message: error.to_string(),
             class: classify(&error),
             source: Some(Box::new(error)),
+            reply: None,
         }
     }
 }
@@ -248,9 +271,29 @@ pub trait Handler: Send + Sync + 'static {
         async { Ok(Outcome::Default) }
     }
 
-    /// A piece of the message body, in order, after dot-unstuffing. Default:
-    /// append it to `envelope.content`. Override to stream bodies with bounded
-    /// memory; an error here makes DATA answer with the error reply.
+    /// A message body begins: DATA was answered `354`, or the transaction's
+    /// first BDAT chunk was accepted. A streaming handler opens its file or
+    /// upstream connection here and keeps it in `envelope.spool` (see
+    /// [`Spool`](crate::proto::Spool)), which is dropped if the message is
+    /// abandoned (RSET, a refusal, QUIT, a timeout, the client going away).
+    /// An error refuses the message: the rest of it is read and skipped, and
+    /// the end of DATA gets the error's reply. Default: nothing.
+    fn handle_data_start(
+        &self,
+        session: &mut Session,
+        envelope: &mut Envelope,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send {
+        let _ = (session, envelope);
+        async { Ok(()) }
+    }
+
+    /// A piece of the message body, in order, after dot-unstuffing (for BDAT:
+    /// the chunks' bytes as sent). Default: append it to `envelope.content`.
+    /// Override to stream bodies with bounded memory: the server reads no more
+    /// from the client until this returns (backpressure). An error refuses the
+    /// message part-way: the rest is read and skipped, and only the end of
+    /// DATA gets the error's reply (e.g. [`HandlerError::refuse`] with `552
+    /// 5.3.4` for too big), never a reply in the middle of the message.
     fn handle_data_chunk(
         &self,
         session: &mut Session,

@@ -9,7 +9,7 @@ use futures_lite::FutureExt;
 
 use super::handler::{Handler, HandlerError};
 use super::settings::Shared;
-use crate::proto::{Ask, AuthResult, BodyChunk, Decision, HookCall, Outcome};
+use crate::proto::{Ask, AuthResult, BodyChunk, Decision, HookCall, MessageStart, Outcome, Reply};
 
 /// What one connection keeps between hook calls.
 #[derive(Default)]
@@ -21,6 +21,21 @@ pub(crate) struct HookState {
     auth_state: Vec<u8>,
 }
 
+/// A message begins: `handle_data_start` (its failure refuses the message).
+pub(crate) async fn data_start<H: Handler>(
+    handler: &H,
+    state: &mut HookState,
+    start: MessageStart<'_>,
+) {
+    state.chunk_error = None;
+    let started = handler.handle_data_start(start.session, start.envelope);
+    match AssertUnwindSafe(started).catch_unwind().await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => state.chunk_error = Some(e),
+        Err(panic) => state.chunk_error = Some(HandlerError::from_panic(panic)),
+    }
+}
+
 /// Hands a body chunk to `handle_data_chunk` (after the message's first
 /// failure, the rest of the message is skipped).
 pub(crate) async fn data_chunk<H: Handler>(
@@ -28,9 +43,6 @@ pub(crate) async fn data_chunk<H: Handler>(
     state: &mut HookState,
     body: BodyChunk<'_>,
 ) {
-    if body.offset == 0 {
-        state.chunk_error = None;
-    }
     if state.chunk_error.is_some() {
         return;
     }
@@ -61,6 +73,11 @@ pub(crate) async fn decide<H: Handler>(
         .await
     {
         Ok(Ok(decision)) => return decision,
+        // A refusal, not an exception: its reply as is.
+        Ok(Err(e)) if e.reply().is_some() => {
+            let reply = e.reply().cloned().unwrap_or_else(Reply::ok);
+            return Decision::Outcome(Outcome::Reply(reply));
+        }
         Ok(Err(e)) => e,
         Err(panic) => HandlerError::from_panic(panic),
     };

@@ -173,6 +173,20 @@ pub struct BodyChunk<'a> {
     pub envelope: &'a mut Envelope,
 }
 
+/// A message body begins (DATA was answered `354`, or a transaction's first
+/// BDAT chunk was accepted): a streaming handler opens its file or upstream
+/// connection now, before the first [`BodyChunk`] (an empty message has
+/// none). The message ends with [`Ask::Data`] (or [`Ask::LmtpData`]); one
+/// abandoned instead (RSET, a refusal, the connection ending) ends with the
+/// transaction, when the envelope is reset or dropped.
+#[derive(Debug)]
+pub struct MessageStart<'a> {
+    /// The connection's session.
+    pub session: &'a mut Session,
+    /// The transaction whose message begins.
+    pub envelope: &'a mut Envelope,
+}
+
 /// What the driver must do next. Drain with [`Connection::poll_action`](crate::proto::Connection::poll_action) after
 /// every input until it returns `None`.
 #[derive(Debug)]
@@ -180,6 +194,8 @@ pub struct BodyChunk<'a> {
 pub enum Action<'a> {
     /// Write these bytes (all replies produced so far, coalesced).
     Send(&'a [u8]),
+    /// A message body begins (before its first [`Action::Body`]).
+    MessageStart(MessageStart<'a>),
     /// Deliver a body chunk (default: append it to `envelope.content`).
     Body(BodyChunk<'a>),
     /// Ask the application, then call [`Connection::handle_decision`](crate::proto::Connection::handle_decision). Returned

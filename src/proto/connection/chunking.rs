@@ -32,8 +32,7 @@ impl Connection {
         self.deadline = now + self.config.timeout;
         let refusal = self.chunk_refusal(size);
         if refusal.is_none() && self.chunked.is_none() {
-            self.envelope.content.clear();
-            self.body_offset = 0;
+            self.start_message();
         }
         if refusal.is_none() {
             self.chunked = Some(self.chunked.unwrap_or(0).saturating_add(size));

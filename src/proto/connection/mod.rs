@@ -32,7 +32,7 @@ mod verbs;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub use actions::{Action, Ask, BodyChunk, Error, HookCall, UnsentReplies};
+pub use actions::{Action, Ask, BodyChunk, Error, HookCall, MessageStart, UnsentReplies};
 
 use super::params::MailParams;
 use super::replies::{self, Canned};
@@ -88,6 +88,8 @@ pub struct Connection {
     call_counts: Vec<(Vec<u8>, u32)>,
     /// Bytes of BDAT chunks accepted in this transaction (`None`: no BDAT yet).
     chunked: Option<usize>,
+    /// A message began and [`Action::MessageStart`] was not returned yet.
+    start_pending: bool,
     /// MAIL's typed parameters while its hook is out.
     pending_mail: MailParams,
     /// RCPT's DSN parameters while its hook is out.
@@ -159,6 +161,7 @@ impl Connection {
             bogus_budget: config.bogus_limit,
             call_counts: Vec::new(),
             chunked: None,
+            start_pending: false,
             pending_mail: MailParams::default(),
             pending_rcpt: RcptDsn::default(),
             enhance: enhanced::Marker::default(),
@@ -352,6 +355,13 @@ impl Connection {
     /// [`Action::Body`] count as handled once the next method is called.
     pub fn poll_action(&mut self) -> Option<Action<'_>> {
         self.retire();
+        if self.start_pending {
+            self.start_pending = false;
+            return Some(Action::MessageStart(MessageStart {
+                session: &mut self.session,
+                envelope: &mut self.envelope,
+            }));
+        }
         if !self.body.bytes.is_empty() {
             let offset = self.body_offset;
             self.body_offset += self.body.bytes.len();
@@ -455,5 +465,14 @@ impl Connection {
         // to no message now.
         self.body.bytes.clear();
         self.body_offset = 0;
+        // A message that began and ended in one read was never started.
+        self.start_pending = false;
+    }
+
+    /// A message body begins: [`Action::MessageStart`] comes before its chunks.
+    fn start_message(&mut self) {
+        self.envelope.content.clear();
+        self.body_offset = 0;
+        self.start_pending = true;
     }
 }

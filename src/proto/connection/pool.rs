@@ -120,8 +120,10 @@ impl StringPool {
             require_tls,
             dsn,
             rcpt_dsn,
+            spool,
             content,
         } = envelope;
+        spool.clear();
         *body_type = None;
         *require_tls = false;
         if dsn.envid.is_some() || dsn.ret.is_some() {

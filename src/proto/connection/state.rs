@@ -151,7 +151,8 @@ impl Connection {
 
     /// Read a message body.
     pub(super) fn read_data(&mut self) {
-        let decoder = DataDecoder::new(self.config.data_size_limit, self.config.line_length_limit);
+        let line_limit = self.config.data_line_length_limit.unwrap_or(usize::MAX);
+        let decoder = DataDecoder::new(self.config.data_size_limit, line_limit);
         self.enter(State::Data(decoder));
     }
 

@@ -223,8 +223,7 @@ impl Connection {
             return self.push(replies::BINARYMIME_NEEDS_BDAT);
         }
         self.push(replies::START_DATA);
-        self.envelope.content.clear();
-        self.body_offset = 0;
+        self.start_message();
         self.read_data();
     }
 

@@ -2,7 +2,7 @@
 
 use super::harness::*;
 use crate::proto::replies::{
-    BYE, LINE_TOO_LONG, NEED_MAIL, NEED_RCPT, OK, START_DATA, TOO_MUCH_DATA,
+    BYE, COMMAND_TOO_LONG, LINE_TOO_LONG, NEED_MAIL, NEED_RCPT, OK, START_DATA, TOO_MUCH_DATA,
 };
 
 #[test]
@@ -384,4 +384,35 @@ fn an_idle_connection_gives_large_buffers_back() {
     driver.feed("NOOP\r\n".repeat(10_000).as_bytes());
     let held = driver.conn.buffer_capacity();
     assert!(held <= LIMIT, "after 10,000 NOOPs: {held} bytes held");
+}
+
+#[test]
+fn the_data_line_limit_can_be_raised_or_turned_off() {
+    let head: &[u8] = b"HELO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n";
+    let body = [vec![b'x'; 5000], b"\r\n.\r\n".to_vec()].concat();
+    let replies = |last| ["250 mx.example", OK.line, OK.line, START_DATA.line, last];
+    transcript(plain(), &[head, &body], &replies(LINE_TOO_LONG.line));
+    transcript(
+        plain().with_data_line_length_limit(Some(5002)),
+        &[head, &body],
+        &replies(OK.line),
+    );
+    transcript(
+        plain().with_data_line_length_limit(Some(5001)),
+        &[head, &body],
+        &replies(LINE_TOO_LONG.line),
+    );
+    let trace = transcript(
+        plain().with_data_line_length_limit(None),
+        &[head, &body],
+        &replies(OK.line),
+    );
+    assert_eq!(trace.messages[0].content.len(), 5002);
+    // Command lines keep their own limit.
+    let long_noop = format!("NOOP {}\r\n", "x".repeat(2000));
+    transcript(
+        plain().with_data_line_length_limit(None),
+        &[long_noop.as_bytes()],
+        &[COMMAND_TOO_LONG.line],
+    );
 }

@@ -71,6 +71,8 @@ pub(super) struct Trace {
     pub(super) asks: Vec<Ask>,
     /// The envelope at each `Ask::Data` (content included).
     pub(super) messages: Vec<Envelope>,
+    /// `Action::MessageStart`s returned.
+    pub(super) starts: usize,
     /// Bytes of the current message delivered through `Action::Body` so far.
     pub(super) body_offset: usize,
 }
@@ -149,12 +151,19 @@ impl Driver {
                     self.trace.sends += 1;
                     None
                 }
+                Some(Action::MessageStart(_)) => {
+                    assert!(!self.trace.closed, "MessageStart after Close");
+                    self.trace.starts += 1;
+                    self.trace.body_offset = 0;
+                    None
+                }
                 Some(Action::Body(chunk)) => {
                     assert!(!self.trace.closed, "Body after Close");
-                    if chunk.offset == 0 {
-                        self.trace.body_offset = 0;
-                    }
                     assert_eq!(chunk.offset, self.trace.body_offset, "body chunk offset");
+                    assert!(
+                        self.trace.starts > 0,
+                        "a body chunk before its MessageStart"
+                    );
                     self.trace.body_offset += chunk.chunk.len();
                     chunk.envelope.content.extend_from_slice(chunk.chunk);
                     None

@@ -147,6 +147,7 @@ fn smoke_random_input_never_panics() {
             .with_data_size_limit(Some(64))
             .with_call_limits(Some(CallLimits::uniform(4)));
         c.line_length_limit = 40;
+        c.data_line_length_limit = Some(40);
         c.command_size_limit = 30;
         c.local_part_limit = Some(3);
         c.bogus_limit = 2;
