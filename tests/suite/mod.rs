@@ -12,6 +12,7 @@ mod haproxy;
 mod hostile;
 mod lifecycle;
 mod lmtp;
+mod streaming;
 mod tls;
 mod unix;
 mod unthreaded;
