@@ -8,6 +8,10 @@
 //!   `250` or a `4xx` (never a `5xx`), and every `250` is a file in `new/`.
 //! - A Maildir on a full disk answers `452 4.3.1` (retry later) and leaves no
 //!   partial file; a message that fits is then stored.
+//! - `kill -9` while 200 messages are in flight from 8 clients: afterwards every
+//!   message a client saw `250` for is in `new/`, complete, and every file in
+//!   `new/` is a complete message that was sent (files in `tmp/` may remain:
+//!   nothing runs after SIGKILL, and Maildir readers ignore `tmp/`).
 
 #![cfg(target_os = "linux")]
 
@@ -230,6 +234,125 @@ fn disk_full(runtime: &str) {
         "250 OK"
     );
     assert_eq!(count_files(&seen.join("new")), 1);
+}
+
+/// The body of message `id`: about 32 KiB of lines naming it.
+fn numbered_body(id: &str) -> String {
+    let mut body = format!("Subject: {id}\r\n\r\n");
+    for i in 0..400 {
+        body.push_str(&format!("{id} line {i:04} {}\r\n", "k".repeat(60)));
+    }
+    body
+}
+
+/// One message on a fresh connection; `Ok(true)` when the final dot got 250.
+fn try_deliver(port: u16, id: &str) -> Result<bool, String> {
+    use std::io::{BufRead, BufReader, Write};
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let mut reader = BufReader::new(stream.try_clone().map_err(|e| e.to_string())?);
+    let mut writer = stream;
+    let mut reply = || -> Result<String, String> {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) => return Err("closed".into()),
+                Ok(_) if line.as_bytes().get(3) == Some(&b'-') => {}
+                Ok(_) => return Ok(line.trim_end().to_owned()),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    };
+    reply()?;
+    let mut send = |data: &[u8]| writer.write_all(data).map_err(|e| e.to_string());
+    send(b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n")?;
+    for _ in 0..4 {
+        reply()?;
+    }
+    send(numbered_body(id).as_bytes())?;
+    send(b".\r\n")?;
+    Ok(reply()? == "250 OK")
+}
+
+fn killed_during_deliveries(runtime: &str) {
+    const CLIENTS: usize = 8;
+    const EACH: usize = 25;
+    let dir = tempfile::tempdir().unwrap();
+    let maildir = dir.path().join("Maildir");
+    let mut server = Server::start_with(runtime, &["-c", "mailbox", maildir.to_str().unwrap()]);
+    let port = server.port;
+    let acked = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let acked = acked.clone();
+            std::thread::spawn(move || {
+                for n in 0..EACH {
+                    let id = format!("msg-{c}-{n}");
+                    match try_deliver(port, &id) {
+                        Ok(true) => acked.lock().unwrap().push(id),
+                        Ok(false) => {}
+                        Err(_) => return, // the server is gone
+                    }
+                }
+            })
+        })
+        .collect();
+    // Kill it when about half the messages were acknowledged (at most 60 s).
+    for _ in 0..6000 {
+        if acked.lock().unwrap().len() >= CLIENTS * EACH / 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    server.child.kill().expect("SIGKILL");
+    let _ = server.child.wait();
+    for client in clients {
+        client.join().unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() >= CLIENTS * EACH / 2 && acked.len() < CLIENTS * EACH,
+        "{} acknowledged",
+        acked.len()
+    );
+    let mut stored = std::collections::HashMap::new();
+    for entry in std::fs::read_dir(maildir.join("new")).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let id = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Subject: "))
+            .expect("a Subject")
+            .to_owned();
+        // Complete: the whole body, in the Maildir's LF line endings.
+        let body = numbered_body(&id).replace("\r\n", "\n");
+        let body = body.split_once("\n\n").unwrap().1;
+        assert!(text.ends_with(body), "{id} in new/ is not complete");
+        stored.insert(id, ());
+    }
+    for id in &acked {
+        assert!(stored.contains_key(id), "{id} got 250 but is not in new/");
+    }
+}
+
+#[test]
+#[cfg(feature = "runtime-tokio")]
+fn killed_during_deliveries_on_tokio() {
+    killed_during_deliveries("tokio");
+}
+
+#[test]
+#[cfg(feature = "runtime-smol")]
+fn killed_during_deliveries_on_smol() {
+    killed_during_deliveries("smol");
+}
+
+#[test]
+#[cfg(feature = "runtime-async-std")]
+fn killed_during_deliveries_on_async_std() {
+    killed_during_deliveries("async-std");
 }
 
 #[test]

@@ -117,7 +117,10 @@ fn mailbox_leaves_nothing_in_tmp_when_a_message_is_not_delivered() {
     assert_eq!(c.cmd("DATA"), GO_AHEAD);
     c.send(b"Subject: x\r\n\r\nbody\r\n.\r\n");
     let reply = c.reply1();
-    assert!(reply.starts_with("451 4.3.0 Error: (io::Error) No such file"), "{reply}");
+    assert!(
+        reply.starts_with("451 4.3.0 Error: (io::Error) No such file"),
+        "{reply}"
+    );
     std::fs::create_dir(maildir.join("tmp")).unwrap();
     assert_tmp_empties(&maildir, "missing tmp/");
 
