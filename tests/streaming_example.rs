@@ -39,7 +39,7 @@ fn a_50_mib_message_streams_through_the_hashing_example_in_bounded_memory() {
         .unwrap();
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut writer = stream;
-    let mut reply = |reader: &mut BufReader<TcpStream>| {
+    let reply = |reader: &mut BufReader<TcpStream>| {
         let mut line = String::new();
         loop {
             line.clear();
