@@ -7,6 +7,8 @@ mod message;
 #[cfg(feature = "proxy-handler")]
 mod proxy;
 mod sink;
+#[cfg(feature = "proxy-handler")]
+mod spool;
 
 pub use debugging::Debugging;
 pub use mailbox::Mailbox;
@@ -16,6 +18,8 @@ pub use message::{AsyncMessage, Message, ReceivedMessage};
 #[cfg(feature = "proxy-handler")]
 pub use proxy::{Proxy, Refusal, RelayReport};
 pub use sink::Sink;
+#[cfg(feature = "proxy-handler")]
+pub use spool::DEFAULT_SPOOL_THRESHOLD;
 
 /// The mail-parser crate: [`Message`]'s callback receives a parsed
 /// `mail_parser::Message`, [`AsyncMessage`]'s one in a [`ReceivedMessage`].

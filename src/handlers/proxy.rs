@@ -12,10 +12,12 @@ use lettre::transport::smtp::commands::Data;
 use lettre::transport::smtp::extension::{ClientId, Extension};
 use lettre::transport::smtp::response::Response;
 
+use crate::HandlerError;
 use crate::proto::{Envelope, Outcome, Peer, Reply, Session};
 use crate::server::{Handler, HookResult, default_server_hostname};
 
 use super::blocking::BlockingPool;
+use super::spool::{DEFAULT_SPOOL_THRESHOLD, SpoolFile};
 
 /// Relays each received message to an upstream SMTP server, as aiosmtpd's
 /// `Proxy(remote_hostname, remote_port)`, and answers the client with the
@@ -53,6 +55,15 @@ use super::blocking::BlockingPool;
 /// The per-recipient results are available through [`Proxy::relay`] and
 /// [`Proxy::deliver`] as a [`RelayReport`].
 ///
+/// # Memory
+///
+/// The message is spooled as it arrives: in memory up to a threshold (1 MiB by
+/// default), then in a temporary file ([`Proxy::with_spool`]), and relayed from
+/// the spool once the client finished it (lettre's client cannot stream into
+/// an upstream's DATA while the client is still sending). A 50 MiB message
+/// costs about the threshold in memory; the file is removed once the message
+/// is relayed or abandoned. The relayed bytes are the same as aiosmtpd's.
+///
 /// # Transport
 ///
 /// Each message is relayed over a new plain-text connection (no TLS, no
@@ -84,6 +95,8 @@ pub struct Proxy {
     timeout: Duration,
     hello_name: Option<String>,
     pool: BlockingPool,
+    spool_threshold: usize,
+    spool_dir: std::path::PathBuf,
 }
 
 impl Proxy {
@@ -100,7 +113,20 @@ impl Proxy {
             timeout: Self::DEFAULT_TIMEOUT,
             hello_name: None,
             pool: BlockingPool::shared(),
+            spool_threshold: DEFAULT_SPOOL_THRESHOLD,
+            spool_dir: std::env::temp_dir(),
         }
+    }
+
+    /// Where a message goes while it arrives: in memory up to `threshold`
+    /// bytes, then in a temporary file in `dir` (removed once the message is
+    /// relayed or abandoned). Default: [`DEFAULT_SPOOL_THRESHOLD`] (1 MiB) and
+    /// the system's temporary directory.
+    #[must_use]
+    pub fn with_spool(mut self, threshold: usize, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.spool_threshold = threshold;
+        self.spool_dir = dir.into();
+        self
     }
 
     /// The handler for the command line's `-c Proxy HOST PORT`.
@@ -165,6 +191,8 @@ impl Proxy {
         envelope: &Envelope,
     ) -> impl Future<Output = io::Result<RelayReport>> + Send + 'static {
         let data = insert_x_peer(envelope.original_content(), &session.peer);
+        let ascii = data.is_ascii();
+        let wire = wire_body(&data);
         let mail_from = envelope.mail_from.clone().unwrap_or_default();
         let rcpt_tos = envelope.rcpt_tos.clone();
         let options = Options {
@@ -173,9 +201,10 @@ impl Proxy {
             rcpt_dsn: envelope.rcpt_dsn.clone(),
         };
         let proxy = self.clone();
-        let relay = self
-            .pool
-            .run(move || proxy.deliver_with(&mail_from, &rcpt_tos, &data, &options));
+        let relay = self.pool.run(move || {
+            let wire = Wire::Memory { bytes: wire, ascii };
+            proxy.deliver_with(&mail_from, &rcpt_tos, wire, &options)
+        });
         async move { relay.await.map_err(io::Error::from) }
     }
 
@@ -187,14 +216,18 @@ impl Proxy {
     /// `mail_from` `""` or `"<>"` is the null reverse path. `SMTPUTF8` is
     /// requested when an address is not ASCII.
     pub fn deliver(&self, mail_from: &str, rcpt_tos: &[String], data: &[u8]) -> RelayReport {
-        self.deliver_with(mail_from, rcpt_tos, data, &Options::default())
+        let wire = Wire::Memory {
+            bytes: wire_body(data),
+            ascii: data.is_ascii(),
+        };
+        self.deliver_with(mail_from, rcpt_tos, wire, &Options::default())
     }
 
     fn deliver_with(
         &self,
         mail_from: &str,
         rcpt_tos: &[String],
-        data: &[u8],
+        data: Wire<'_>,
         options: &Options,
     ) -> RelayReport {
         let mut relay = Relay {
@@ -229,8 +262,102 @@ impl Proxy {
     }
 }
 
+/// A message being spooled for the relay.
+struct Spooling {
+    prepare: RelayPrep,
+    pending: Vec<u8>,
+    body: SpoolFile,
+}
+
+/// Spool writes are collected to this size first.
+const SPOOL_WRITE_AT: usize = 64 << 10;
+
+impl Proxy {
+    /// Writes `spooling.pending` into its spool: directly while it stays in
+    /// memory, on the pool once it goes to a file.
+    async fn spool_pending(&self, mut spooling: Spooling) -> Result<Spooling, HandlerError> {
+        if !spooling.body.in_file()
+            && spooling.body.len() + spooling.pending.len() <= self.spool_threshold
+        {
+            spooling.body.write(&spooling.pending)?;
+            spooling.pending.clear();
+            return Ok(spooling);
+        }
+        let written = self.pool.run(move || {
+            spooling.body.write(&spooling.pending)?;
+            spooling.pending.clear();
+            Ok::<_, io::Error>(spooling)
+        });
+        Ok(written.await.map_err(io::Error::from)??)
+    }
+}
+
+/// The message is spooled as it arrives (memory bounded by
+/// [`Proxy::with_spool`]'s threshold), then relayed from the spool once the
+/// client finished it.
 impl Handler for Proxy {
+    async fn handle_data_start(
+        &self,
+        session: &mut Session,
+        envelope: &mut Envelope,
+    ) -> Result<(), HandlerError> {
+        envelope.spool.set(Spooling {
+            prepare: RelayPrep::new(&session.peer),
+            pending: Vec::new(),
+            body: SpoolFile::new(self.spool_threshold, &self.spool_dir),
+        });
+        Ok(())
+    }
+
+    async fn handle_data_chunk(
+        &self,
+        _: &mut Session,
+        envelope: &mut Envelope,
+        chunk: &[u8],
+    ) -> Result<(), HandlerError> {
+        let Some(mut spooling) = envelope.spool.take::<Spooling>() else {
+            envelope.content.extend_from_slice(chunk);
+            return Ok(());
+        };
+        spooling.prepare.feed(chunk, &mut spooling.pending);
+        if spooling.pending.len() >= SPOOL_WRITE_AT {
+            spooling = self.spool_pending(spooling).await?;
+        }
+        envelope.spool.set(spooling);
+        Ok(())
+    }
+
     async fn handle_data(&self, session: &mut Session, envelope: &mut Envelope) -> HookResult {
+        if let Some(mut spooling) = envelope.spool.take::<Spooling>() {
+            spooling.prepare.finish(&mut spooling.pending);
+            let mut spooling = self.spool_pending(spooling).await?;
+            let mail_from = envelope.mail_from.clone().unwrap_or_default();
+            let rcpt_tos = envelope.rcpt_tos.clone();
+            let options = Options {
+                smtp_utf8: envelope.smtp_utf8,
+                dsn: envelope.dsn.clone(),
+                rcpt_dsn: envelope.rcpt_dsn.clone(),
+            };
+            let proxy = self.clone();
+            let relay = self.pool.run(move || {
+                let ascii = spooling.prepare.ascii;
+                let wire = Wire::Spool {
+                    body: &mut spooling.body,
+                    ascii,
+                };
+                proxy.deliver_with(&mail_from, &rcpt_tos, wire, &options)
+            });
+            return match relay.await {
+                Ok(report) => Ok(report.outcome()),
+                Err(error) => {
+                    tracing::error!(upstream = %self.upstream(), %error, "relaying failed");
+                    Ok(Outcome::reply(
+                        451,
+                        "4.3.0 Local error while relaying the message",
+                    ))
+                }
+            };
+        }
         match self.relay(session, envelope).await {
             Ok(report) => Ok(report.outcome()),
             Err(error) => {
@@ -397,7 +524,7 @@ struct Relay<'a> {
 }
 
 impl Relay<'_> {
-    fn run(&mut self, mail_from: &str, rcpt_tos: &[String], data: &[u8], options: &Options) {
+    fn run(&mut self, mail_from: &str, rcpt_tos: &[String], mut data: Wire<'_>, options: &Options) {
         let smtp_utf8 = options.smtp_utf8;
         self.pending = rcpt_tos.to_vec();
         if rcpt_tos.is_empty() {
@@ -492,7 +619,11 @@ impl Relay<'_> {
         if let Err(failure) = self.expect(&mut conn, Data, 3, "DATA") {
             return self.fail_and_close(conn, failure);
         }
-        match conn.message(&wire_body(data)) {
+        let sent = match data.send(&mut conn) {
+            Ok(sent) => sent,
+            Err(failure) => return self.fail(failure),
+        };
+        match sent {
             Ok(response) if code_of(&response) / 100 == 2 => {
                 self.report.accepted.append(&mut self.pending);
                 let _ = conn.quit();
@@ -573,6 +704,61 @@ enum Command<'a> {
     Mail { from: &'a str, parameters: &'a str },
     Rcpt(&'a str, &'a str),
 }
+
+/// The message as it goes to the upstream ([`wire_body`]'s bytes).
+enum Wire<'a> {
+    /// In memory.
+    Memory { bytes: Vec<u8>, ascii: bool },
+    /// Spooled (in memory up to the threshold, then in a file).
+    Spool {
+        body: &'a mut SpoolFile,
+        ascii: bool,
+    },
+}
+
+impl Wire<'_> {
+    fn is_ascii(&self) -> bool {
+        match self {
+            Wire::Memory { ascii, .. } | Wire::Spool { ascii, .. } => *ascii,
+        }
+    }
+
+    /// Sends the message after DATA's 354. A spool file that cannot be read
+    /// to its end must not become a truncated message that the upstream
+    /// accepts: the relay unwinds out of lettre before the final dot, and the
+    /// connection is dropped.
+    fn send(&mut self, conn: &mut SmtpConnection) -> Result<Result<Response, SmtpError>, Failure> {
+        let body = match self {
+            Wire::Memory { bytes, .. } => return Ok(conn.message(bytes)),
+            Wire::Spool { body, .. } => body,
+        };
+        if let Some(memory) = body.memory() {
+            return Ok(conn.message(memory));
+        }
+        let mut blocks = body
+            .blocks(64 << 10)
+            .map_err(|_| Failure::new(451, "4.3.0 Local error while relaying the message"))?;
+        let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let parts = std::iter::from_fn(|| {
+                if let Some(block) = blocks.next_block() {
+                    return Some(block.to_vec());
+                }
+                if blocks.error.is_some() {
+                    std::panic::resume_unwind(Box::new(SpoolReadFailed));
+                }
+                None
+            });
+            conn.message_iter(parts)
+        }));
+        sent.map_err(|_| {
+            conn.abort();
+            Failure::new(451, "4.3.0 Local error while relaying the message")
+        })
+    }
+}
+
+/// Unwinds a relay whose spool file could not be read.
+struct SpoolReadFailed;
 
 /// What the relay carries beside the addresses and the message.
 #[derive(Clone, Debug, Default)]
@@ -693,6 +879,165 @@ fn insert_x_peer(content: &[u8], peer: &Peer) -> Vec<u8> {
     out
 }
 
+/// `wire_body(insert_x_peer(content))` as the content streams in: the same
+/// bytes for any split. Only the header block's current line is held back
+/// (the `X-Peer` line goes before the first empty line, or before the last
+/// line when there is none), and the last two bytes (a final CRLF is not
+/// sent: lettre sends its own).
+#[derive(Debug)]
+struct RelayPrep {
+    /// `X-Peer: <ip>` without its line ending; `None` once inserted.
+    x_peer: Option<Vec<u8>>,
+    /// The last complete line before any empty line (it may be the last).
+    held: Vec<u8>,
+    /// The current, unfinished line of the header block.
+    line: Vec<u8>,
+    /// `line` ended in a CR that may be half of a CRLF.
+    line_cr: bool,
+    /// Dot-stuffing after bare CR and LF, and the final CRLF.
+    stuff: Stuffer,
+    /// Every content byte was ASCII.
+    ascii: bool,
+}
+
+impl RelayPrep {
+    fn new(peer: &Peer) -> Self {
+        let ip = match peer {
+            Peer::Tcp(address) => address.ip().to_string(),
+            Peer::Unix | Peer::Unknown => String::new(),
+        };
+        RelayPrep {
+            x_peer: Some(format!("X-Peer: {ip}").into_bytes()),
+            held: Vec::new(),
+            line: Vec::new(),
+            line_cr: false,
+            stuff: Stuffer::default(),
+            ascii: true,
+        }
+    }
+
+    fn feed(&mut self, mut chunk: &[u8], out: &mut Vec<u8>) {
+        self.ascii &= chunk.is_ascii();
+        while self.x_peer.is_some() && !chunk.is_empty() {
+            if self.line_cr {
+                // The line ended in CR; an LF right after it belongs to it.
+                self.line_cr = false;
+                if chunk[0] == b'\n' {
+                    self.line.push(b'\n');
+                    chunk = &chunk[1..];
+                }
+                self.end_line(out);
+                continue;
+            }
+            match memchr::memchr2(b'\r', b'\n', chunk) {
+                None => {
+                    self.line.extend_from_slice(chunk);
+                    return;
+                }
+                Some(i) if chunk[i] == b'\r' && i + 1 == chunk.len() => {
+                    self.line.extend_from_slice(chunk);
+                    self.line_cr = true;
+                    return;
+                }
+                Some(i) => {
+                    let end = if chunk[i] == b'\r' && chunk[i + 1] == b'\n' {
+                        i + 2
+                    } else {
+                        i + 1
+                    };
+                    self.line.extend_from_slice(&chunk[..end]);
+                    chunk = &chunk[end..];
+                    self.end_line(out);
+                }
+            }
+        }
+        self.stuff.feed(chunk, out);
+    }
+
+    /// A whole line (with its ending) of the part before the first empty line.
+    fn end_line(&mut self, out: &mut Vec<u8>) {
+        let line = std::mem::take(&mut self.line);
+        self.stuff.feed(&self.held, out);
+        self.held.clear();
+        if matches!(line.first(), Some(b'\r' | b'\n')) {
+            // `X-Peer: ip` with the empty line's ending, then the empty line.
+            let x_peer = self.x_peer.take().unwrap_or_default();
+            self.stuff.feed(&x_peer, out);
+            self.stuff.feed(&line, out);
+            self.stuff.feed(&line, out);
+        } else {
+            self.held = line;
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        if self.line_cr {
+            self.line_cr = false;
+            self.end_line(out);
+        }
+        if let Some(x_peer) = self.x_peer.take() {
+            // No empty line: before the last line (the unfinished one, or the
+            // held one), with CRLF.
+            let (before, last) = if self.line.is_empty() {
+                (Vec::new(), std::mem::take(&mut self.held))
+            } else {
+                (
+                    std::mem::take(&mut self.held),
+                    std::mem::take(&mut self.line),
+                )
+            };
+            self.stuff.feed(&before, out);
+            self.stuff.feed(&x_peer, out);
+            self.stuff.feed(b"\r\n", out);
+            self.stuff.feed(&last, out);
+        }
+        self.stuff.finish(out);
+    }
+}
+
+/// [`wire_body`] as bytes stream in.
+#[derive(Debug, Default)]
+struct Stuffer {
+    /// The last two bytes passed on (before stuffing), and how many there were.
+    prev: [u8; 2],
+    count: usize,
+    /// Up to two bytes held back: a final CRLF is dropped.
+    held: Vec<u8>,
+}
+
+impl Stuffer {
+    fn feed(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
+        for &b in bytes {
+            self.held.push(b);
+            if self.held.len() > 2 {
+                let first = self.held.remove(0);
+                self.emit(first, out);
+            }
+        }
+    }
+
+    fn emit(&mut self, b: u8, out: &mut Vec<u8>) {
+        if b == b'.' && self.count > 0 {
+            let after_bare_lf = self.prev[1] == b'\n' && (self.count < 2 || self.prev[0] != b'\r');
+            if after_bare_lf || self.prev[1] == b'\r' {
+                out.push(b'.');
+            }
+        }
+        out.push(b);
+        self.prev = [self.prev[1], b];
+        self.count += 1;
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        if self.held == b"\r\n" {
+            self.held.clear();
+        }
+        for b in std::mem::take(&mut self.held) {
+            self.emit(b, out);
+        }
+    }
+}
+
 /// Python's `bytes.splitlines(keepends=True)`: lines ending at CRLF, CR or LF,
 /// each with its ending.
 fn lines_with_endings(data: &[u8]) -> Vec<&[u8]> {
@@ -720,6 +1065,41 @@ mod tests {
 
     /// Each expected value is what aiosmtpd 1.4.6's `Proxy.handle_DATA`
     /// insertion code (run in Python 3.11) builds for the same content.
+    #[test]
+    fn streaming_relay_bytes_for_every_split() {
+        let bodies: [&[u8]; 11] = [
+            b"",
+            b"Subject: hi\r\n\r\nHello\r\n",
+            b"Subject: hi\r\nX: y\r\n\r\n.dot\r\n..two\r\n",
+            b"no empty line\r\nlast line\r\n",
+            b"one line no ending",
+            b"a\rb\r\r\nc\n.\n.d\r.e",
+            b"\r\nstarts empty",
+            b"x\n\nbare LF blank\n.dot\n",
+            b"Subject: x\r\n\r\nends\r\n\r\n",
+            b"Subject: x\r",
+            b"h: 1\r\n\n\r\n.\r\n",
+        ];
+        for body in bodies {
+            let want = wire_body(&insert_x_peer(body, &tcp()));
+            for a in 0..=body.len() {
+                for b in a..=body.len() {
+                    let mut prep = RelayPrep::new(&tcp());
+                    let mut out = Vec::new();
+                    for piece in [&body[..a], &body[a..b], &body[b..]] {
+                        prep.feed(piece, &mut out);
+                    }
+                    prep.finish(&mut out);
+                    assert_eq!(
+                        String::from_utf8_lossy(&out),
+                        String::from_utf8_lossy(&want),
+                        "{body:?} split at {a} and {b}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn x_peer_like_aiosmtpd() {
         let cases: &[(&[u8], &[u8])] = &[
