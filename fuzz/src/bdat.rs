@@ -120,7 +120,7 @@ pub fn drive(config: &Arc<Config>, wire: &[u8], sizes: &[usize]) -> Expected {
             match conn.poll_action() {
                 None => return,
                 Some(Action::Send(bytes)) => out.extend_from_slice(bytes),
-                Some(Action::MessageStart(_)) => {}
+                Some(Action::MessageStart(_) | Action::MessageAbort(_)) => {}
                 Some(Action::Body(chunk)) => {
                     // As the default handler: into the envelope, which RSET
                     // and the end of a transaction empty.

@@ -230,7 +230,7 @@ fn through_connection(
             match conn.poll_action() {
                 None => return,
                 Some(Action::Send(bytes)) => wire.extend_from_slice(bytes),
-                Some(Action::MessageStart(_)) => {}
+                Some(Action::MessageStart(_) | Action::MessageAbort(_)) => {}
                 Some(Action::Body(chunk)) => content.extend_from_slice(chunk.chunk),
                 Some(Action::Hook(_)) => conn
                     .handle_decision(now, Decision::Outcome(Outcome::Default))

@@ -203,7 +203,7 @@ pub fn run(data: &[u8]) {
                 conn.handle_decision(now, Decision::Outcome(Outcome::Default))
                     .expect("pending");
             }
-            Some(Action::MessageStart(_)) => {}
+            Some(Action::MessageStart(_) | Action::MessageAbort(_)) => {}
             Some(Action::Body(chunk)) => chunk.envelope.content.extend_from_slice(chunk.chunk),
             Some(other) => panic!("unexpected action {other:?}"),
         }

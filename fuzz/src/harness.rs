@@ -319,7 +319,8 @@ pub struct Harness {
     pub asks: Vec<Ask>,
     /// The pending hook call, as last polled.
     pub pending: Option<Ask>,
-    /// An `Action::MessageStart` was returned (body chunks may follow).
+    /// An `Action::MessageStart` was returned and neither the message's DATA
+    /// hook nor an `Action::MessageAbort` followed yet.
     pub started: bool,
     /// `Action::StartTls` was returned and TLS is not established yet.
     pub tls_pending: bool,
@@ -604,7 +605,12 @@ impl Harness {
                     self.out.extend_from_slice(bytes);
                     self.events.push(Event::Send(bytes.to_vec()));
                 }
+                Action::MessageAbort(_) => {
+                    assert!(self.started, "an abort without a start");
+                    self.started = false;
+                }
                 Action::MessageStart(start) => {
+                    assert!(!self.started, "a start while a message is open");
                     assert!(
                         start.envelope.content.is_empty(),
                         "a message starts with content"
@@ -629,6 +635,9 @@ impl Harness {
                 Action::Hook(call) => {
                     check_hook(&self.config, call.ask, call.session, call.envelope);
                     let ask = call.ask.clone();
+                    if matches!(ask, Ask::Data | Ask::LmtpData) {
+                        self.started = false; // the message reached its end
+                    }
                     // Returned again until answered.
                     match self.conn.poll_action() {
                         Some(Action::Hook(again)) => {

@@ -42,7 +42,7 @@ pub use address::{ParsedPath, parse_path, parse_plain_path};
 pub use command::Verb;
 pub use config::{BOGUS_LIMIT, CALL_LIMIT_DEFAULT, CallLimits, Config, DATA_SIZE_DEFAULT};
 pub use connection::{
-    Action, Ask, BodyChunk, Connection, Error, HookCall, MessageStart, UnsentReplies,
+    Action, Ask, BodyChunk, Connection, Error, HookCall, MessageAbort, MessageStart, UnsentReplies,
 };
 pub use data::{DataDecoder, DataError, Progress};
 pub use dsn::{DsnReturn, MailDsn, Notify, OriginalRecipient, RcptDsn, encode_xtext};

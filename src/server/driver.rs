@@ -126,6 +126,9 @@ impl<H: Handler> Driver<H> {
             while let Some(action) = self.conn.poll_action() {
                 match action {
                     Action::Send(bytes) => self.io.send(bytes).await?,
+                    Action::MessageAbort(abort) => {
+                        hooks::data_abort(&*self.io.shared.handler, &mut self.io.hooks, abort).await
+                    }
                     Action::MessageStart(start) => {
                         hooks::data_start(&*self.io.shared.handler, &mut self.io.hooks, start).await
                     }

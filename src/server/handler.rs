@@ -5,7 +5,9 @@ use std::any::Any;
 use std::fmt;
 use std::future::Future;
 
-use crate::proto::{AuthResult, Envelope, FailureClass, HookFailure, Outcome, Reply, Session};
+use crate::proto::{
+    AuthResult, Envelope, FailureClass, HookFailure, Outcome, Reply, Session, Spool,
+};
 
 /// What a hook returns: an [`Outcome`], or an error that the server answers by
 /// its [`FailureClass`] (or with [`Handler::handle_exception`]'s reply).
@@ -285,6 +287,22 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), HandlerError>> + Send {
         let _ = (session, envelope);
         async { Ok(()) }
+    }
+
+    /// A message that began ([`Handler::handle_data_start`]) was abandoned
+    /// before its end: RSET, HELO/EHLO, a refusal by the server (over SIZE, a
+    /// line too long), QUIT, a timeout, shutdown or the client going away.
+    /// `spool` is what the handler kept in `envelope.spool`; it is dropped
+    /// afterwards (so cleanup that needs no `await` can also live in its
+    /// `Drop`, which also runs when the connection breaks without a close).
+    /// Default: nothing.
+    fn handle_data_abort(
+        &self,
+        session: &mut Session,
+        spool: &mut Spool,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (session, spool);
+        async {}
     }
 
     /// A piece of the message body, in order, after dot-unstuffing (for BDAT:

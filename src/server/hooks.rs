@@ -9,7 +9,9 @@ use futures_lite::FutureExt;
 
 use super::handler::{Handler, HandlerError};
 use super::settings::Shared;
-use crate::proto::{Ask, AuthResult, BodyChunk, Decision, HookCall, MessageStart, Outcome, Reply};
+use crate::proto::{
+    Ask, AuthResult, BodyChunk, Decision, HookCall, MessageAbort, MessageStart, Outcome, Reply,
+};
 
 /// What one connection keeps between hook calls.
 #[derive(Default)]
@@ -33,6 +35,19 @@ pub(crate) async fn data_start<H: Handler>(
         Ok(Ok(())) => {}
         Ok(Err(e)) => state.chunk_error = Some(e),
         Err(panic) => state.chunk_error = Some(HandlerError::from_panic(panic)),
+    }
+}
+
+/// A message was abandoned: `handle_data_abort` (a panic there is logged).
+pub(crate) async fn data_abort<H: Handler>(
+    handler: &H,
+    state: &mut HookState,
+    abort: MessageAbort<'_>,
+) {
+    state.chunk_error = None;
+    let aborted = handler.handle_data_abort(abort.session, abort.spool);
+    if AssertUnwindSafe(aborted).catch_unwind().await.is_err() {
+        tracing::warn!("handle_data_abort panicked");
     }
 }
 

@@ -121,7 +121,7 @@ impl EngineWire {
         while let Some(action) = self.conn.poll_action() {
             match action {
                 Action::Send(bytes) => self.out.extend_from_slice(bytes),
-                Action::Body(_) | Action::MessageStart(_) => {}
+                Action::Body(_) | Action::MessageStart(_) | Action::MessageAbort(_) => {}
                 Action::Hook(call) => {
                     let decision = answer(call.ask);
                     self.conn

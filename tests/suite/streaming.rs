@@ -324,3 +324,76 @@ fn a_slow_handler_holds_the_socket_read_back() {
     assert!(handler.received.load(Ordering::SeqCst) >= TOTAL);
     controller.stop().unwrap();
 }
+
+/// Counts aborted messages, and checks that each brings its spool.
+#[derive(Clone, Default)]
+struct Aborts {
+    aborted: Arc<AtomicUsize>,
+}
+
+impl Handler for Aborts {
+    async fn handle_data_start(
+        &self,
+        _: &mut Session,
+        envelope: &mut Envelope,
+    ) -> Result<(), HandlerError> {
+        envelope.spool.set("mine");
+        Ok(())
+    }
+
+    async fn handle_data_abort(&self, _: &mut Session, spool: &mut smtpkit::proto::Spool) {
+        assert_eq!(spool.take::<&str>(), Some("mine"));
+        self.aborted.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn an_abandoned_message_reaches_handle_data_abort() {
+    let handler = Aborts::default();
+    let cfg = config()
+        .with_timeout(Duration::from_millis(500))
+        .with_extensions(Extensions {
+            chunking: true,
+            ..Extensions::NONE
+        });
+    let mut controller = tcp_controller(handler.clone()).with_config(cfg);
+    controller.start().unwrap();
+    let addr = controller.local_addr().unwrap();
+    let wait_for = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while handler.aborted.load(Ordering::SeqCst) < n {
+            assert!(
+                Instant::now() < deadline,
+                "{} aborts, not {n}",
+                handler.aborted.load(Ordering::SeqCst)
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    // Delivered: no abort. Then RSET after a chunk: one.
+    let mut c = Client::connect(addr);
+    c.greeting();
+    c.cmd_multi("EHLO client.example");
+    assert_eq!(
+        c.send_mail("a@b", &["c@d"], "Subject: kept\r\n\r\nhi\r\n"),
+        "250 OK"
+    );
+    c.send(b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nBDAT 2\r\nhi");
+    for want in ["250 OK", "250 OK", "250 2.0.0 OK: 2 octets received"] {
+        assert_eq!(c.reply1(), want);
+    }
+    assert_eq!(c.cmd("RSET"), "250 OK");
+    wait_for(1);
+    // The client goes away in the middle of DATA.
+    let mut c = Client::connect(addr);
+    open_data(&mut c);
+    drop(c);
+    wait_for(2);
+    // The idle timeout in the middle of DATA.
+    let mut c = Client::connect(addr);
+    open_data(&mut c);
+    assert_eq!(c.reply1(), "421 4.4.2 smtpkit.test Error: timeout exceeded");
+    wait_for(3);
+    controller.stop().unwrap();
+    assert_eq!(handler.aborted.load(Ordering::SeqCst), 3);
+}

@@ -187,6 +187,19 @@ pub struct MessageStart<'a> {
     pub envelope: &'a mut Envelope,
 }
 
+/// A message that began ([`Action::MessageStart`]) was abandoned before its
+/// end: RSET, HELO/EHLO, a refusal by the engine (over SIZE, a line too long),
+/// or the connection closing (QUIT, a timeout, shutdown, the client going
+/// away). `spool` is what the handler kept for it in `Envelope::spool`; it is
+/// dropped after this action.
+#[derive(Debug)]
+pub struct MessageAbort<'a> {
+    /// The connection's session.
+    pub session: &'a mut Session,
+    /// The abandoned message's `Envelope::spool`.
+    pub spool: &'a mut super::super::Spool,
+}
+
 /// What the driver must do next. Drain with [`Connection::poll_action`](crate::proto::Connection::poll_action) after
 /// every input until it returns `None`.
 #[derive(Debug)]
@@ -196,6 +209,8 @@ pub enum Action<'a> {
     Send(&'a [u8]),
     /// A message body begins (before its first [`Action::Body`]).
     MessageStart(MessageStart<'a>),
+    /// A message that began was abandoned (before any later `MessageStart`).
+    MessageAbort(MessageAbort<'a>),
     /// Deliver a body chunk (default: append it to `envelope.content`).
     Body(BodyChunk<'a>),
     /// Ask the application, then call [`Connection::handle_decision`](crate::proto::Connection::handle_decision). Returned

@@ -32,7 +32,9 @@ mod verbs;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub use actions::{Action, Ask, BodyChunk, Error, HookCall, MessageStart, UnsentReplies};
+pub use actions::{
+    Action, Ask, BodyChunk, Error, HookCall, MessageAbort, MessageStart, UnsentReplies,
+};
 
 use super::params::MailParams;
 use super::replies::{self, Canned};
@@ -90,6 +92,12 @@ pub struct Connection {
     chunked: Option<usize>,
     /// A message began and [`Action::MessageStart`] was not returned yet.
     start_pending: bool,
+    /// A message began and has not reached its end (its DATA hook) yet.
+    message_open: bool,
+    /// The spool of an abandoned message, for [`Action::MessageAbort`];
+    /// `abort` says where that action is.
+    aborted: super::Spool,
+    abort: AbortState,
     /// MAIL's typed parameters while its hook is out.
     pending_mail: MailParams,
     /// RCPT's DSN parameters while its hook is out.
@@ -97,6 +105,16 @@ pub struct Connection {
     /// ENHANCEDSTATUSCODES: what the replies not yet marked answer.
     enhance: enhanced::Marker,
     pool: StringPool,
+}
+
+/// Where an [`Action::MessageAbort`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AbortState {
+    None,
+    /// To be returned by the next `poll_action`.
+    Pending,
+    /// Returned: the spool is dropped at the next call into the engine.
+    HandedOut,
 }
 
 /// Bytes handed to the driver by [`Connection::poll_action`]; cleared by the next
@@ -162,6 +180,9 @@ impl Connection {
             call_counts: Vec::new(),
             chunked: None,
             start_pending: false,
+            message_open: false,
+            aborted: super::Spool::default(),
+            abort: AbortState::None,
             pending_mail: MailParams::default(),
             pending_rcpt: RcptDsn::default(),
             enhance: enhanced::Marker::default(),
@@ -355,6 +376,13 @@ impl Connection {
     /// [`Action::Body`] count as handled once the next method is called.
     pub fn poll_action(&mut self) -> Option<Action<'_>> {
         self.retire();
+        if self.abort == AbortState::Pending {
+            self.abort = AbortState::HandedOut;
+            return Some(Action::MessageAbort(MessageAbort {
+                session: &mut self.session,
+                spool: &mut self.aborted,
+            }));
+        }
         if self.start_pending {
             self.start_pending = false;
             return Some(Action::MessageStart(MessageStart {
@@ -408,6 +436,10 @@ impl Connection {
 
     /// Forgets what the driver was handed by the last [`Connection::poll_action`].
     fn retire(&mut self) {
+        if self.abort == AbortState::HandedOut {
+            self.abort = AbortState::None;
+            self.aborted.clear();
+        }
         self.output.retire();
         if self.output.bytes.is_empty() {
             self.enhance.rewind();
@@ -458,6 +490,7 @@ impl Connection {
     /// Empties the envelope (HELO, EHLO, RSET, after DATA), keeping its strings
     /// and buffers for reuse.
     fn reset_envelope(&mut self) {
+        self.abandon_message();
         self.pool.reset(&mut self.envelope);
         self.chunked = None;
         // Chunk bytes of the transaction not handed out yet (a BDAT chunk
@@ -465,8 +498,27 @@ impl Connection {
         // to no message now.
         self.body.bytes.clear();
         self.body_offset = 0;
-        // A message that began and ended in one read was never started.
-        self.start_pending = false;
+    }
+
+    /// A started message that has not reached its end is abandoned: its
+    /// spool goes to [`Action::MessageAbort`].
+    fn abandon_message(&mut self) {
+        if !self.message_open {
+            return;
+        }
+        self.message_open = false;
+        if self.start_pending {
+            // Begun and abandoned within one read: the handler never saw it.
+            self.start_pending = false;
+        } else {
+            self.aborted = std::mem::take(&mut self.envelope.spool);
+            self.abort = AbortState::Pending;
+        }
+    }
+
+    /// The message reached its end (its DATA hook is asked): no abort.
+    fn end_message(&mut self) {
+        self.message_open = false;
     }
 
     /// A message body begins: [`Action::MessageStart`] comes before its chunks.
@@ -474,5 +526,6 @@ impl Connection {
         self.envelope.content.clear();
         self.body_offset = 0;
         self.start_pending = true;
+        self.message_open = true;
     }
 }

@@ -168,6 +168,9 @@ impl Connection {
 
     /// Ask the application; input waits until it answers.
     pub(super) fn ask(&mut self, ask: Ask) {
+        if matches!(ask, Ask::Data | Ask::LmtpData) {
+            self.end_message();
+        }
         self.enter(State::Hook(ask));
     }
 
@@ -205,10 +208,11 @@ impl Connection {
         self.enter(State::TlsHandshake);
     }
 
-    /// Send what is queued, then close. Closing twice, or after the close, is a
-    /// no-op.
+    /// Send what is queued, then close (a message in progress is abandoned).
+    /// Closing twice, or after the close, is a no-op.
     pub(super) fn close(&mut self) {
         if !matches!(self.state, State::Closing | State::Closed) {
+            self.abandon_message();
             self.enter(State::Closing);
         }
     }

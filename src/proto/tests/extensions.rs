@@ -735,3 +735,95 @@ fn review_findings_stay_fixed() {
     assert_eq!(message.rcpt_dsn.len(), 2);
     assert!(message.rcpt_dsn[1].notify.unwrap().is_never());
 }
+
+#[test]
+fn an_abandoned_message_is_aborted_once_and_a_delivered_one_never() {
+    let envelope = [EHLO, ENVELOPE].concat();
+    type Case<'a> = (&'a str, Config, Vec<&'a [u8]>, usize, usize);
+    let cases: [Case<'_>; 6] = [
+        // (case, config, input pieces, starts, aborts)
+        (
+            "delivered by DATA",
+            with(""),
+            vec![&envelope, b"DATA\r\nhi\r\n.\r\n"],
+            1,
+            0,
+        ),
+        (
+            "delivered by BDAT",
+            with("chunking"),
+            vec![&envelope, b"BDAT 2\r\nhi", b"BDAT 1 LAST\r\n!"],
+            1,
+            0,
+        ),
+        (
+            "RSET after a chunk",
+            with("chunking"),
+            vec![&envelope, b"BDAT 2\r\nhi", b"RSET\r\n"],
+            1,
+            1,
+        ),
+        (
+            "over SIZE",
+            with("").with_data_size_limit(Some(5)),
+            vec![&envelope, b"DATA\r\n", b"0123456789\r\n.\r\n"],
+            1,
+            1,
+        ),
+        (
+            "peer closes in DATA",
+            with(""),
+            vec![&envelope, b"DATA\r\npart"],
+            1,
+            1,
+        ),
+        (
+            "a message still open",
+            with("chunking"),
+            vec![&envelope, b"BDAT 2\r\nhi"],
+            1,
+            0,
+        ),
+    ];
+    for (case, config, input, starts, aborts) in cases {
+        let mut driver = Driver::new(config);
+        for piece in input {
+            driver.feed(piece);
+        }
+        if case == "peer closes in DATA" {
+            driver.peer_closed();
+        }
+        assert_eq!(
+            (driver.trace.starts, driver.trace.aborts),
+            (starts, aborts),
+            "{case}"
+        );
+    }
+    // A message started and abandoned within one read never starts at all.
+    let mut driver = Driver::new(with("chunking"));
+    driver.feed(&[EHLO, ENVELOPE, b"BDAT 2\r\nhiRSET\r\n"].concat());
+    assert_eq!((driver.trace.starts, driver.trace.aborts), (0, 0));
+    // The spool travels to the abort.
+    let now = Instant::now();
+    let mut conn = Connection::new(Arc::new(with("")), Peer::Unknown, now);
+    conn.handle_input(now, &[EHLO, ENVELOPE, b"DATA\r\n"].concat())
+        .unwrap();
+    let mut saw = None;
+    for _ in 0..100 {
+        match conn.poll_action() {
+            Some(Action::MessageStart(start)) => start.envelope.spool.set(42u32),
+            Some(Action::MessageAbort(abort)) => saw = abort.spool.take::<u32>(),
+            Some(Action::Hook(_)) => conn
+                .handle_decision(now, Decision::Outcome(Outcome::Default))
+                .unwrap(),
+            Some(Action::Close) => break,
+            Some(_) => {}
+            None => conn.handle_timeout(now + std::time::Duration::from_secs(301)),
+        }
+    }
+    assert_eq!(
+        saw,
+        Some(42),
+        "the timeout aborts the message with its spool"
+    );
+}

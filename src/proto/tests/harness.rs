@@ -73,6 +73,8 @@ pub(super) struct Trace {
     pub(super) messages: Vec<Envelope>,
     /// `Action::MessageStart`s returned.
     pub(super) starts: usize,
+    /// `Action::MessageAbort`s returned.
+    pub(super) aborts: usize,
     /// Bytes of the current message delivered through `Action::Body` so far.
     pub(super) body_offset: usize,
 }
@@ -149,6 +151,11 @@ impl Driver {
                     assert!(!bytes.is_empty(), "empty Send");
                     self.trace.out.extend_from_slice(bytes);
                     self.trace.sends += 1;
+                    None
+                }
+                Some(Action::MessageAbort(_)) => {
+                    assert!(!self.trace.closed, "MessageAbort after Close");
+                    self.trace.aborts += 1;
                     None
                 }
                 Some(Action::MessageStart(_)) => {

@@ -202,7 +202,7 @@ impl TlsDriver {
                     self.d.trace.sends += 1;
                     None
                 }
-                Some(Action::MessageStart(_)) => None,
+                Some(Action::MessageStart(_) | Action::MessageAbort(_)) => None,
                 Some(Action::Body(chunk)) => {
                     assert!(
                         !self.handshake_pending,
