@@ -619,7 +619,11 @@ impl Harness {
                     self.started = true;
                 }
                 Action::Body(chunk) => {
-                    assert!(self.started, "a body chunk before its MessageStart");
+                    assert!(
+                        self.started,
+                        "a body chunk before its MessageStart; events: {:?}",
+                        &self.events[self.events.len().saturating_sub(6)..]
+                    );
                     assert!(
                         chunk.offset == self.next_body_offset,
                         "body chunk at {} after {}",

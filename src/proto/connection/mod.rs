@@ -507,6 +507,8 @@ impl Connection {
             return;
         }
         self.message_open = false;
+        // Its bytes not handed out yet go with it.
+        self.body.bytes.clear();
         if self.start_pending {
             // Begun and abandoned within one read: the handler never saw it.
             self.start_pending = false;
