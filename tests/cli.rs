@@ -183,6 +183,12 @@ fn bad_arguments_exit_2_with_one_line() {
             "unknown extension \"chunky\" (known: pipelining, chunking, binarymime",
         ),
         (&["-n", "--max-recipients", "0"][..], "--max-recipients"),
+        (
+            &["-n", "--shutdown-timeout", "soon"][..],
+            "--shutdown-timeout",
+        ),
+        (&["-n", "--timeout", "never"][..], "--timeout"),
+        (&["-n", "--max-connections", "0"][..], "--max-connections"),
     ] {
         let out = run(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -324,6 +330,43 @@ fn control_characters_in_addresses_are_refused_on_request() {
             "501 5.1.3 Bad recipient address syntax: control character",
             "221 Bye"
         ]
+    );
+    server.terminate();
+}
+
+#[test]
+fn connection_limits_and_the_idle_timeout_from_the_command_line() {
+    let port = free_port();
+    let server = Server::start(&[
+        "-n",
+        "-c",
+        "sink",
+        "--max-connections",
+        "1",
+        "--timeout",
+        "0.5",
+        "--hook-timeout",
+        "5",
+        "-l",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    let mut first = BufReader::new(connect_tcp(port));
+    let mut line = String::new();
+    first.read_line(&mut line).unwrap();
+    assert!(line.starts_with("220 "), "{line}");
+    // A second connection while the first is open: 421 4.7.0 and closed.
+    let mut second = String::new();
+    connect_tcp(port).read_to_string(&mut second).unwrap();
+    assert!(
+        second.starts_with("421 4.7.0 ") && second.contains("Too many connections"),
+        "{second}"
+    );
+    // The first is idle: 421 4.4.2 after --timeout.
+    line.clear();
+    first.read_line(&mut line).unwrap();
+    assert!(
+        line.starts_with("421 4.4.2 ") && line.contains("timeout exceeded"),
+        "{line}"
     );
     server.terminate();
 }

@@ -8,6 +8,9 @@
 //!   `250` or a `4xx` (never a `5xx`), and every `250` is a file in `new/`.
 //! - A Maildir on a full disk answers `452 4.3.1` (retry later) and leaves no
 //!   partial file; a message that fits is then stored.
+//! - SIGTERM stops gracefully: idle sessions get `421 4.3.2 ... Service
+//!   shutting down` at once, sessions in the middle of DATA finish their
+//!   message (250, stored) and then get it, and the process exits 0.
 //! - `kill -9` while 200 messages are in flight from 8 clients: afterwards every
 //!   message a client saw `250` for is in `new/`, complete, and every file in
 //!   `new/` is a complete message that was sent (files in `tmp/` may remain:
@@ -335,6 +338,92 @@ fn killed_during_deliveries(runtime: &str) {
     for id in &acked {
         assert!(stored.contains_key(id), "{id} got 250 but is not in new/");
     }
+}
+
+fn graceful_stop(runtime: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let maildir = dir.path().join("Maildir");
+    let mut server = Server::start_with(
+        runtime,
+        &[
+            "-c",
+            "mailbox",
+            maildir.to_str().unwrap(),
+            "--shutdown-timeout",
+            "20",
+        ],
+    );
+    let idle: Vec<Client> = (0..5)
+        .map(|_| {
+            let mut c = server.connect();
+            c.greeting();
+            assert_eq!(c.cmd("EHLO client.example"), "250 HELP");
+            c
+        })
+        .collect();
+    let mut sending: Vec<Client> = (0..5)
+        .map(|i| {
+            let mut c = server.connect();
+            c.greeting();
+            assert_eq!(c.cmd("EHLO client.example"), "250 HELP");
+            assert_eq!(c.cmd("MAIL FROM:<a@example.com>"), "250 OK");
+            assert_eq!(c.cmd("RCPT TO:<b@example.com>"), "250 OK");
+            assert_eq!(c.cmd("DATA"), "354 End data with <CR><LF>.<CR><LF>");
+            c.send(format!("Subject: in flight {i}\r\n\r\nfirst half\r\n").as_bytes());
+            c
+        })
+        .collect();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let goodbye =
+        |line: &str| line.starts_with("421 4.3.2 ") && line.ends_with(" Service shutting down");
+    for mut c in idle {
+        let line = c.try_line().unwrap();
+        assert!(goodbye(&line), "an idle session gets {line:?}");
+    }
+    for c in &mut sending {
+        c.send(b"second half\r\n.\r\n");
+        assert_eq!(
+            c.try_line().unwrap(),
+            "250 OK",
+            "the message in progress is delivered"
+        );
+        let line = c.try_line().unwrap();
+        assert!(goodbye(&line), "then {line:?}");
+    }
+    let mut exit = None;
+    for _ in 0..1000 {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            exit = Some(status);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let exit = exit.expect("the server exits once the sessions are done");
+    assert!(exit.success(), "{exit:?}: {}", server.stderr());
+    assert_eq!(count_files(&maildir.join("new")), 5, "every 250 is in new/");
+    assert_eq!(count_files(&maildir.join("tmp")), 0);
+}
+
+#[test]
+#[cfg(feature = "runtime-tokio")]
+fn graceful_stop_on_tokio() {
+    graceful_stop("tokio");
+}
+
+#[test]
+#[cfg(feature = "runtime-smol")]
+fn graceful_stop_on_smol() {
+    graceful_stop("smol");
+}
+
+#[test]
+#[cfg(feature = "runtime-async-std")]
+fn graceful_stop_on_async_std() {
+    graceful_stop("async-std");
 }
 
 #[test]

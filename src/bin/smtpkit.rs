@@ -158,6 +158,37 @@ struct Args {
     #[arg(long = "refuse-control-characters")]
     refuse_control_characters: bool,
 
+    /// Seconds a client may be idle before it gets `421 4.4.2` and is
+    /// disconnected (aiosmtpd's 300).
+    #[arg(long = "timeout", value_name = "SECONDS", default_value_t = 300.0,
+          value_parser = parse_seconds)]
+    timeout: f64,
+
+    /// Seconds a handler hook may take before the client gets `421` and is
+    /// disconnected (default: no limit, as aiosmtpd).
+    #[arg(long = "hook-timeout", value_name = "SECONDS", value_parser = parse_seconds)]
+    hook_timeout: Option<f64>,
+
+    /// Most connections served at once; further ones get `421 4.7.0` and are
+    /// closed (default: no limit, as aiosmtpd).
+    #[arg(long = "max-connections", value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: Option<u64>,
+
+    /// Most connections served at once from one client address (default: no
+    /// limit, as aiosmtpd).
+    #[arg(long = "max-connections-per-ip", value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections_per_ip: Option<u64>,
+
+    /// Seconds a stop (SIGTERM, SIGINT) waits for the messages in progress
+    /// to finish: sessions between commands get `421` at once, the others
+    /// after their message; at the deadline, everything left gets `421`. A
+    /// second signal stops at once.
+    #[arg(long = "shutdown-timeout", value_name = "SECONDS", default_value_t = 30.0,
+          value_parser = parse_seconds)]
+    shutdown_timeout: f64,
+
     /// ESMTP extensions beyond aiosmtpd's dialogue, comma-separated:
     /// pipelining, chunking, binarymime, enhancedstatuscodes, dsn, requiretls,
     /// limits, or all. Default: none (aiosmtpd's replies byte for byte).
@@ -180,6 +211,23 @@ struct Args {
     /// Additional arguments for the handler (e.g. the Maildir for `mailbox`).
     #[arg(value_name = "CLASSARGS")]
     classargs: Vec<String>,
+}
+
+/// `--hook-timeout`, `--max-connections`, `--max-connections-per-ip`.
+fn limits(args: &Args) -> smtpkit::server::Limits {
+    smtpkit::server::Limits {
+        hook_timeout: args.hook_timeout.map(std::time::Duration::from_secs_f64),
+        max_connections: args.max_connections.map(|n| n as usize),
+        max_connections_per_ip: args.max_connections_per_ip.map(|n| n as usize),
+    }
+}
+
+/// A non-negative number of seconds.
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if (0.0..1e9).contains(&s) => Ok(s),
+        _ => Err(format!("not a number of seconds: {text}")),
+    }
 }
 
 /// `--extensions LIST`.
@@ -349,6 +397,7 @@ fn config(args: &Args) -> Config {
     config.lmtp = args.lmtp;
     config.refuse_control_characters = args.refuse_control_characters;
     config.extensions = args.extensions;
+    config.timeout = std::time::Duration::from_secs_f64(args.timeout);
     config.data_line_length_limit = (args.max_line_length > 0).then_some(args.max_line_length);
     config.recipient_limit = args.max_recipients.map(|n| n as usize);
     config.proxy_protocol_timeout = args
@@ -442,6 +491,7 @@ fn run<H: Handler, R: Runtime + Default>(
         Some(path) => {
             let mut c = ThreadedController::<H, R, Unix>::new(handler, path)
                 .with_config(config(args))
+                .with_limits(limits(args))
                 .with_workers(args.workers)
                 .with_busy_poll(busy_poll(args));
             if let Some(t) = starttls.clone() {
@@ -463,6 +513,7 @@ fn run<H: Handler, R: Runtime + Default>(
                 .with_hostname(listen.0.clone())
                 .with_port(listen.1)
                 .with_config(config(args))
+                .with_limits(limits(args))
                 .with_workers(args.workers)
                 .with_busy_poll(busy_poll(args));
             if let Some(t) = starttls {
@@ -495,10 +546,24 @@ fn run<H: Handler, R: Runtime + Default>(
         eprintln!("{msg}");
         return ExitCode::from(1);
     }
+    // The first SIGTERM or SIGINT stops gracefully (the messages in progress
+    // finish, until --shutdown-timeout); a second one stops at once.
     let _ = signals.forever().next();
+    let now = match &running {
+        Running::Tcp(c) => c.stop_signal(),
+        Running::Unix(c) => c.stop_signal(),
+    };
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some()
+            && let Some(now) = now
+        {
+            now.fire();
+        }
+    });
+    let deadline = std::time::Duration::from_secs_f64(args.shutdown_timeout);
     let stopped = match &mut running {
-        Running::Tcp(c) => c.stop(),
-        Running::Unix(c) => c.stop(),
+        Running::Tcp(c) => c.stop_gracefully(deadline),
+        Running::Unix(c) => c.stop_gracefully(deadline),
     };
     match stopped {
         Ok(()) => ExitCode::SUCCESS,

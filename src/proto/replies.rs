@@ -294,6 +294,9 @@ template! {
     HANDLER_TIMED_OUT = 421 "4.3.0 " _ " Error: handler timed out, closing transmission channel";
     /// The server is shutting down.
     SHUTTING_DOWN = 421 "" _ " Service not available, closing transmission channel";
+    /// The server is shutting down gracefully: between commands at once,
+    /// after the message in progress otherwise.
+    SHUTTING_DOWN_GRACEFULLY = 421 "4.3.2 " _ " Service shutting down";
 }
 
 // ---------------------------------------------------------------------------

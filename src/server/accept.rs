@@ -14,7 +14,7 @@ use super::driver::serve_connection;
 use super::handler::Handler;
 use super::runtime::{BoxStream, Listener, Runtime};
 use super::settings::{Limits, Shared};
-use super::shutdown::Signal;
+use super::shutdown::Stop;
 use crate::proto::Peer;
 
 /// How long a stopping server waits for its connections to send `421` and close.
@@ -102,11 +102,13 @@ pub(crate) async fn accept_loop<H: Handler>(
     runtime: Arc<dyn Runtime>,
     mut listeners: Vec<Box<dyn Listener>>,
     shared: Arc<Shared<H>>,
-    shutdown: Signal,
+    stops: Stop,
     busy_poll: Option<Duration>,
 ) {
     let counts = Arc::new(Counts::default());
+    let shutdown = stops.hard.clone();
     let mut stop = shutdown.wait();
+    let mut graceful = stops.graceful.wait();
     let mut backoff = runtime.new_timer(Instant::now());
     let mut backing_off = false;
     let mut spinner = Spinner::for_accept(busy_poll, counts.all.clone());
@@ -118,7 +120,7 @@ pub(crate) async fn accept_loop<H: Handler>(
             {
                 *acceptor = Some(cx.waker().clone());
             }
-            if stop.poll_fired(cx).is_ready() {
+            if stop.poll_fired(cx).is_ready() || graceful.poll_fired(cx).is_ready() {
                 return Poll::Ready(None);
             }
             if backing_off {
@@ -146,10 +148,10 @@ pub(crate) async fn accept_loop<H: Handler>(
                 if refuse {
                     tracing::warn!(%peer, "connection limit reached; refusing");
                 }
-                let (rt, shared, shutdown) = (runtime.clone(), shared.clone(), shutdown.clone());
+                let (rt, shared, stops) = (runtime.clone(), shared.clone(), stops.clone());
                 let spinner = Spinner::new(busy_poll, counts.all.clone());
                 runtime.spawn(Box::pin(async move {
-                    serve_connection(&*rt, shared, stream, peer, &shutdown, refuse, spinner).await;
+                    serve_connection(&*rt, shared, stream, peer, &stops, refuse, spinner).await;
                     drop(guard);
                 }));
             }
@@ -164,6 +166,19 @@ pub(crate) async fn accept_loop<H: Handler>(
         }
     }
     drop(listeners);
+    if stops.graceful.is_fired() && !shutdown.is_fired() {
+        // Graceful: the messages in progress finish, until the deadline.
+        let deadline = Instant::now() + stops.grace();
+        while counts.all.load(Ordering::SeqCst) > 0
+            && Instant::now() < deadline
+            && !shutdown.is_fired()
+        {
+            let mut t = runtime.new_timer(Instant::now() + Duration::from_millis(5));
+            poll_fn(|cx| t.as_mut().poll(cx)).await;
+        }
+        stops.abandon.fire();
+        shutdown.fire();
+    }
     let deadline = Instant::now() + DRAIN_TIMEOUT;
     while counts.all.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
         let mut t = runtime.new_timer(Instant::now() + Duration::from_millis(5));

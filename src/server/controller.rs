@@ -16,7 +16,7 @@ use super::auth::{Authenticator, SaslMechanism};
 use super::handler::Handler;
 use super::runtime::{Listener, Runtime};
 use super::settings::{Limits, Settings};
-use super::shutdown::Signal;
+use super::shutdown::{Signal, Stop};
 use crate::proto::Config;
 
 /// aiosmtpd's `DEFAULT_READY_TIMEOUT`.
@@ -263,12 +263,22 @@ pub struct Unix;
 /// A running threaded server.
 struct Threaded {
     shutdown: Signal,
+    stops: Stop,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
 
 impl Threaded {
-    fn stop(mut self) -> Result<(), ServerError> {
+    fn stop(self) -> Result<(), ServerError> {
         self.shutdown.fire();
+        self.join()
+    }
+
+    fn stop_gracefully(self, deadline: Duration) -> Result<(), ServerError> {
+        self.stops.begin_graceful(deadline);
+        self.join()
+    }
+
+    fn join(mut self) -> Result<(), ServerError> {
         match self.thread.take().map(JoinHandle::join) {
             Some(Ok(r)) => r.map_err(ServerError::Io),
             Some(Err(_)) => Err(ServerError::Panicked),
@@ -379,7 +389,8 @@ impl<H: Handler, R: Runtime + Default, K> ThreadedController<H, R, K> {
         let runtime: Arc<dyn Runtime> = Arc::new(R::default());
         let shared = self.settings.share(self.handler.clone());
         let shutdown = Signal::new();
-        let stop = shutdown.clone();
+        let stops = Stop::hard_only(shutdown.clone());
+        let stop = stops.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
         let workers = self.workers;
         let busy_poll = self.busy_poll;
@@ -404,6 +415,7 @@ impl<H: Handler, R: Runtime + Default, K> ThreadedController<H, R, K> {
             })?;
         let running = Threaded {
             shutdown,
+            stops,
             thread: Some(thread),
         };
         let timeout = ready_timeout_from_env(self.ready_timeout);
@@ -432,9 +444,42 @@ impl<H: Handler, R: Runtime + Default, K> ThreadedController<H, R, K> {
     /// the thread ended. Open connections get `421` first. The controller can be
     /// started again.
     pub fn stop(&mut self) -> Result<(), ServerError> {
+        self.stop_with(Threaded::stop)
+    }
+
+    /// Stops the server gracefully: it stops accepting at once; a session
+    /// between commands gets `421 4.3.2 <host> Service shutting down` and
+    /// closes; one in the middle of a message finishes it (its reply is sent,
+    /// its message delivered) and then gets the 421; at `deadline` whatever
+    /// is left gets `421` and closes, a handler still running included.
+    /// Returns once every connection ended and the port is released.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # let mut controller = smtpkit::tokio::Controller::new(smtpkit::handlers::Sink);
+    /// controller.start()?;
+    /// // ... on SIGTERM:
+    /// controller.stop_gracefully(Duration::from_secs(30))?;
+    /// # Ok::<(), smtpkit::ServerError>(())
+    /// ```
+    pub fn stop_gracefully(&mut self, deadline: Duration) -> Result<(), ServerError> {
+        self.stop_with(|running| running.stop_gracefully(deadline))
+    }
+
+    /// The signal that stops the running server at once (as [`Self::stop`],
+    /// from another thread: e.g. a second SIGTERM while
+    /// [`Self::stop_gracefully`] waits). `None` when not running.
+    pub fn stop_signal(&self) -> Option<Signal> {
+        self.running.as_ref().map(|r| r.shutdown.clone())
+    }
+
+    fn stop_with(
+        &mut self,
+        stop: impl FnOnce(Threaded) -> Result<(), ServerError>,
+    ) -> Result<(), ServerError> {
         let running = self.running.take().ok_or(ServerError::NotRunning)?;
         self.addrs.clear();
-        let r = running.stop();
+        let r = stop(running);
         if let BindTarget::Unix(path) = &self.target {
             let _ = std::fs::remove_file(path);
         }
@@ -492,7 +537,7 @@ impl<H: Handler, R: Runtime + Default, K> UnthreadedController<H, R, K> {
             runtime.clone(),
             listeners,
             self.settings.share(self.handler.clone()),
-            shutdown.clone(),
+            Stop::hard_only(shutdown.clone()),
             // The caller's runtime may have other work: never spin on it.
             None,
         );

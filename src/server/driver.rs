@@ -17,7 +17,7 @@ use super::handler::Handler;
 use super::hooks::{self, HookState};
 use super::runtime::{AsyncTimer, BoxStream, Runtime};
 use super::settings::Shared;
-use super::shutdown::{Signal, Wait};
+use super::shutdown::{Stop, Wait};
 use super::tls;
 use crate::proto::{Action, BodyChunk, Connection, Decision, HookCall, Peer, TlsInfo};
 
@@ -39,6 +39,16 @@ enum Event {
     Closed,
     Timeout,
     Shutdown,
+    GracefulShutdown,
+}
+
+/// How a hook call ended.
+enum HookEnd {
+    Decided(Decision),
+    /// It outlived the hook timeout.
+    TimedOut,
+    /// A graceful stop's deadline passed.
+    Shutdown,
 }
 
 /// The connection is gone (a write failed, the engine refused input, a TLS
@@ -51,7 +61,7 @@ pub(crate) async fn serve_connection<H: Handler>(
     shared: Arc<Shared<H>>,
     stream: BoxStream,
     peer: Peer,
-    shutdown: &Signal,
+    stops: &Stop,
     refuse: bool,
     spinner: Spinner,
 ) {
@@ -63,7 +73,9 @@ pub(crate) async fn serve_connection<H: Handler>(
         timer: runtime.new_timer(now),
         armed: None,
         last_input: now,
-        shutdown: shutdown.wait(),
+        shutdown: stops.hard.wait(),
+        graceful: Some(stops.graceful.wait()),
+        abandon: stops.abandon.wait(),
         hooks: HookState::default(),
         spinner,
         shared,
@@ -94,6 +106,10 @@ struct Io<H> {
     /// When the last bytes were read.
     last_input: Instant,
     shutdown: Wait,
+    /// The graceful stop, until it fired.
+    graceful: Option<Wait>,
+    /// A graceful stop's deadline: a hook still running is abandoned.
+    abandon: Wait,
     hooks: HookState,
     spinner: Spinner,
 }
@@ -134,13 +150,19 @@ impl<H: Handler> Driver<H> {
                     }
                     Action::Body(body) => self.io.body(body).await,
                     Action::Hook(call) => {
-                        let decision = self.io.hook(call).await?;
+                        let end = self.io.hook(call).await?;
                         let now = Instant::now();
-                        match decision {
-                            Some(d) => self.conn.handle_decision(now, d).map_err(|_| Gone)?,
-                            None => {
+                        match end {
+                            HookEnd::Decided(d) => {
+                                self.conn.handle_decision(now, d).map_err(|_| Gone)?
+                            }
+                            HookEnd::TimedOut => {
                                 tracing::warn!("handler hook timed out");
                                 self.conn.handle_hook_timeout(now);
+                            }
+                            HookEnd::Shutdown => {
+                                tracing::warn!("handler hook abandoned at shutdown");
+                                self.conn.handle_shutdown(now);
                             }
                         }
                     }
@@ -167,6 +189,10 @@ impl<H: Handler> Driver<H> {
                     self.conn.handle_timeout(Instant::now());
                 }
                 Event::Shutdown => self.conn.handle_shutdown(Instant::now()),
+                Event::GracefulShutdown => {
+                    self.io.graceful = None;
+                    self.conn.handle_graceful_shutdown(Instant::now());
+                }
             }
         }
     }
@@ -203,7 +229,7 @@ impl<H: Handler> Io<H> {
     /// A hook that answers at once leaves the replies of a pipelined group to
     /// go out together; one that has to wait first sends the replies to the
     /// commands before it (RFC 2920), so that a slow hook never holds them back.
-    async fn hook(&mut self, mut call: HookCall<'_>) -> Result<Option<Decision>, Gone> {
+    async fn hook(&mut self, mut call: HookCall<'_>) -> Result<HookEnd, Gone> {
         let unsent = call.unsent_replies();
         let Io {
             shared,
@@ -211,6 +237,7 @@ impl<H: Handler> Io<H> {
             stream,
             timer,
             armed,
+            abandon,
             ..
         } = self;
         let mut hook = std::pin::pin!(hooks::decide(shared, hooks, call));
@@ -221,25 +248,31 @@ impl<H: Handler> Io<H> {
         if let Some(unsent) = unsent {
             let first = poll_fn(|cx| Poll::Ready(hook.as_mut().poll(cx))).await;
             if let Poll::Ready(decision) = first {
-                return Ok(Some(decision));
+                return Ok(HookEnd::Decided(decision));
             }
             gone = write_replies(stream, unsent.bytes()).await.is_err();
             unsent.sent();
         }
-        let decision = match shared.limits.hook_timeout {
-            None => Some(hook.await),
-            Some(limit) => {
-                timer.as_mut().reset(Instant::now() + limit);
-                *armed = None;
-                poll_fn(|cx| {
-                    if let Poll::Ready(d) = hook.as_mut().poll(cx) {
-                        return Poll::Ready(Some(d));
-                    }
-                    timer.as_mut().poll(cx).map(|()| None)
-                })
-                .await
+        // The hook timeout, if any, and a graceful stop's deadline end a hook
+        // that is still running.
+        let limit = shared.limits.hook_timeout;
+        if let Some(limit) = limit {
+            timer.as_mut().reset(Instant::now() + limit);
+            *armed = None;
+        }
+        let decision = poll_fn(|cx| {
+            if let Poll::Ready(d) = hook.as_mut().poll(cx) {
+                return Poll::Ready(HookEnd::Decided(d));
             }
-        };
+            if abandon.poll_fired(cx).is_ready() {
+                return Poll::Ready(HookEnd::Shutdown);
+            }
+            match limit {
+                Some(_) => timer.as_mut().poll(cx).map(|()| HookEnd::TimedOut),
+                None => Poll::Pending,
+            }
+        })
+        .await;
         if gone {
             return Err(Gone);
         }
@@ -317,12 +350,18 @@ impl<H: Handler> Io<H> {
             timer,
             last_input,
             shutdown,
+            graceful,
             spinner,
             ..
         } = self;
         poll_fn(|cx| {
             if shutdown.poll_fired(cx).is_ready() {
                 return Poll::Ready(Event::Shutdown);
+            }
+            if let Some(graceful) = graceful
+                && graceful.poll_fired(cx).is_ready()
+            {
+                return Poll::Ready(Event::GracefulShutdown);
             }
             if overdue {
                 return Poll::Ready(Event::Timeout);
@@ -492,7 +531,7 @@ mod tests {
             shared,
             Box::new(stream),
             Peer::Unix,
-            &Signal::new(),
+            &Stop::default(),
             false,
             Spinner::new(None, Arc::new(AtomicUsize::new(1))),
         ));

@@ -70,6 +70,7 @@ pub async fn serve<R: Runtime + Default, H: Handler>(
     }));
     let shared = settings.into().share(Arc::new(handler));
     // The caller's runtime may have other work: never spin on it.
-    accept::accept_loop(Arc::new(runtime), vec![listener], shared, signal, None).await;
+    let stops = shutdown::Stop::hard_only(signal);
+    accept::accept_loop(Arc::new(runtime), vec![listener], shared, stops, None).await;
     Ok(())
 }

@@ -106,3 +106,43 @@ impl Drop for Wait {
         }
     }
 }
+
+/// How a server is told to stop: `hard` (every connection gets `421` now)
+/// or `graceful` (stop accepting; sessions between commands get `421`, one in
+/// the middle of a message finishes it first), with the time a graceful stop
+/// may take before it turns hard.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Stop {
+    /// Stop now.
+    pub(crate) hard: Signal,
+    /// Stop once the messages in progress are done, or at the deadline.
+    pub(crate) graceful: Signal,
+    /// The graceful stop's deadline passed: hooks still running are abandoned
+    /// (a plain hard stop lets them run during its drain, as before).
+    pub(crate) abandon: Signal,
+    /// How long a graceful stop may take.
+    pub(crate) grace: Arc<Mutex<std::time::Duration>>,
+}
+
+impl Stop {
+    /// Stops that only `hard` can trigger.
+    pub(crate) fn hard_only(hard: Signal) -> Self {
+        Stop {
+            hard,
+            ..Stop::default()
+        }
+    }
+
+    /// Starts a graceful stop that turns hard after `deadline`.
+    pub(crate) fn begin_graceful(&self, deadline: std::time::Duration) {
+        if let Ok(mut grace) = self.grace.lock() {
+            *grace = deadline;
+        }
+        self.graceful.fire();
+    }
+
+    /// The deadline of the graceful stop.
+    pub(crate) fn grace(&self) -> std::time::Duration {
+        self.grace.lock().map(|g| *g).unwrap_or_default()
+    }
+}

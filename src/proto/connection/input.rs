@@ -45,6 +45,10 @@ impl Connection {
     pub(super) fn consume(&mut self, now: Instant, input: &[u8]) -> usize {
         let mut pos = 0;
         while pos < input.len() {
+            if self.closing_after_message {
+                // A graceful shutdown: nothing after the message is read.
+                self.close_if_idle();
+            }
             let avail = &input[pos..];
             let step = match &self.state {
                 State::ProxyHeader => self.consume_proxy_header(avail),
@@ -64,6 +68,9 @@ impl Connection {
                     break;
                 }
             }
+        }
+        if self.closing_after_message {
+            self.close_if_idle();
         }
         if matches!(self.state, State::TlsRequested | State::TlsHandshake) {
             // RFC 3207 4.2: anything pipelined after STARTTLS is discarded.

@@ -94,6 +94,8 @@ pub struct Connection {
     start_pending: bool,
     /// A message began and has not reached its end (its DATA hook) yet.
     message_open: bool,
+    /// A graceful shutdown waits for the message in progress to end.
+    closing_after_message: bool,
     /// The spool of an abandoned message, for [`Action::MessageAbort`];
     /// `abort` says where that action is.
     aborted: super::Spool,
@@ -181,6 +183,7 @@ impl Connection {
             chunked: None,
             start_pending: false,
             message_open: false,
+            closing_after_message: false,
             aborted: super::Spool::default(),
             abort: AbortState::None,
             pending_mail: MailParams::default(),
@@ -338,6 +341,36 @@ impl Connection {
             return;
         }
         self.push_closing(replies::SHUTTING_DOWN);
+    }
+
+    /// The server is shutting down gracefully: a session between commands
+    /// gets `421 4.3.2 <host> Service shutting down` and closes now; one in the
+    /// middle of a message (DATA, BDAT chunks, its DATA hook) finishes it (its
+    /// reply is sent) and then gets the same 421. Input after the message is
+    /// not read. [`Connection::handle_shutdown`] (at the deadline) closes at once.
+    pub fn handle_graceful_shutdown(&mut self, _now: Instant) {
+        self.retire();
+        if matches!(self.state, State::Closing | State::Closed) {
+            return;
+        }
+        self.closing_after_message = true;
+        self.close_if_idle();
+    }
+
+    /// After a graceful shutdown: closes once no message is in progress.
+    fn close_if_idle(&mut self) {
+        let mid_message = self.message_open
+            || self.chunked.is_some()
+            || matches!(
+                self.state,
+                State::Data(_) | State::Bdat(_) | State::Hook(Ask::Data | Ask::LmtpData)
+            );
+        if self.closing_after_message
+            && !mid_message
+            && !matches!(self.state, State::Closing | State::Closed)
+        {
+            self.push_closing(replies::SHUTTING_DOWN_GRACEFULLY);
+        }
     }
 
     /// Answers the pending [`Action::Hook`].

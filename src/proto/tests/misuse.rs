@@ -114,3 +114,45 @@ fn shutdown_sends_421_and_closes() {
     assert!(last.starts_with("421 "), "{out:?}");
     assert!(driver.trace.closed);
 }
+
+#[test]
+fn a_graceful_shutdown_lets_the_message_in_progress_finish() {
+    use super::harness::*;
+    let goodbye = "421 4.3.2 mx.example Service shutting down";
+    // Between commands: 421 at once.
+    let mut driver = Driver::new(plain());
+    driver.feed(b"HELO x\r\nMAIL FROM:<a@b>\r\n");
+    driver.conn.handle_graceful_shutdown(driver.now);
+    driver.drain();
+    assert!(driver.trace.closed);
+    assert!(
+        String::from_utf8_lossy(&driver.trace.out).ends_with(&format!("250 OK\r\n{goodbye}\r\n"))
+    );
+    // In DATA: the message ends, gets its 250, then the 421; what follows is not read.
+    let mut driver = Driver::new(plain());
+    driver.feed(b"HELO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\npart one\r\n");
+    driver.conn.handle_graceful_shutdown(driver.now);
+    driver.drain();
+    assert!(!driver.trace.closed, "the message is still coming");
+    driver.feed(b"part two\r\n.\r\nNOOP\r\n");
+    assert!(driver.trace.closed);
+    let out = String::from_utf8_lossy(&driver.trace.out).into_owned();
+    assert!(
+        out.ends_with(&format!(
+            "354 End data with <CR><LF>.<CR><LF>\r\n250 OK\r\n{goodbye}\r\n"
+        )),
+        "{out}"
+    );
+    assert_eq!(
+        driver.trace.messages[0].content,
+        b"part one\r\npart two\r\n"
+    );
+    // The deadline: a hard shutdown closes in the middle.
+    let mut driver = Driver::new(plain());
+    driver.feed(b"HELO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\npart\r\n");
+    driver.conn.handle_graceful_shutdown(driver.now);
+    driver.conn.handle_shutdown(driver.now);
+    driver.drain();
+    assert!(driver.trace.closed);
+    assert!(driver.trace.messages.is_empty());
+}
