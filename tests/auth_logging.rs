@@ -205,6 +205,11 @@ fn credentials_are_never_logged() {
     assert_logged("codes=235", "TRACE replies");
     assert_logged("codes=334", "TRACE replies");
     assert_logged("connection opened", "DEBUG events");
+    // Every line of a session carries its span: an id, the peer, and once
+    // known the TLS version and the AUTH mechanism (never the login).
+    assert_logged("session{id=", "session spans");
+    assert_logged("tls=TLSv1_3", "the TLS version on the session span");
+    assert_logged("auth=PLAIN", "the mechanism on the session span");
     assert_not_logged(&forms);
 }
 

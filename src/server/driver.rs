@@ -65,7 +65,27 @@ pub(crate) async fn serve_connection<H: Handler>(
     refuse: bool,
     spinner: Spinner,
 ) {
-    tracing::debug!(%peer, "connection opened");
+    use tracing::Instrument as _;
+    // One span per session, with an id that ties its lines together; TLS and
+    // the authenticated identity are recorded as they become known.
+    static SESSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let id = SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let span = tracing::info_span!("session", id, %peer, tls = tracing::field::Empty, auth = tracing::field::Empty);
+    serve(runtime, shared, stream, peer, stops, refuse, spinner)
+        .instrument(span)
+        .await
+}
+
+async fn serve<H: Handler>(
+    runtime: &dyn Runtime,
+    shared: Arc<Shared<H>>,
+    stream: BoxStream,
+    peer: Peer,
+    stops: &Stop,
+    refuse: bool,
+    spinner: Spinner,
+) {
+    tracing::debug!("connection opened");
     let now = Instant::now();
     let io = Io {
         stream,
@@ -76,6 +96,7 @@ pub(crate) async fn serve_connection<H: Handler>(
         shutdown: stops.hard.wait(),
         graceful: Some(stops.graceful.wait()),
         abandon: stops.abandon.wait(),
+        auth_recorded: false,
         hooks: HookState::default(),
         spinner,
         shared,
@@ -110,6 +131,8 @@ struct Io<H> {
     graceful: Option<Wait>,
     /// A graceful stop's deadline: a hook still running is abandoned.
     abandon: Wait,
+    /// The session span has its `auth` field.
+    auth_recorded: bool,
     hooks: HookState,
     spinner: Spinner,
 }
@@ -130,6 +153,7 @@ impl<H: Handler> Driver<H> {
             Connection::new(config, peer, now)
         };
         if let Some(info) = implicit_tls {
+            tracing::Span::current().record("tls", tracing::field::display(&info.protocol_version));
             conn = conn.with_tls(info);
         }
         Ok(Driver { conn, io })
@@ -154,7 +178,15 @@ impl<H: Handler> Driver<H> {
                         let now = Instant::now();
                         match end {
                             HookEnd::Decided(d) => {
-                                self.conn.handle_decision(now, d).map_err(|_| Gone)?
+                                self.conn.handle_decision(now, d).map_err(|_| Gone)?;
+                                let session = self.conn.session();
+                                if session.authenticated && !self.io.auth_recorded {
+                                    // The mechanism only: who logged in stays out of the logs.
+                                    self.io.auth_recorded = true;
+                                    let mechanism = session.auth_mechanism.as_deref().unwrap_or("");
+                                    tracing::Span::current()
+                                        .record("auth", tracing::field::display(mechanism));
+                                }
                             }
                             HookEnd::TimedOut => {
                                 tracing::warn!("handler hook timed out");
@@ -168,6 +200,8 @@ impl<H: Handler> Driver<H> {
                     }
                     Action::StartTls => {
                         let info = self.io.start_tls().await?;
+                        tracing::Span::current()
+                            .record("tls", tracing::field::display(&info.protocol_version));
                         self.conn
                             .handle_tls_established(Instant::now(), info)
                             .map_err(|_| Gone)?;
