@@ -504,6 +504,8 @@ pub struct UnthreadedController<H: Handler, R: Runtime + Default, K = Tcp> {
     target: BindTarget,
     addrs: Vec<SocketAddr>,
     shutdown: Option<Signal>,
+    /// How the running server is stopped gracefully.
+    stops: Stop,
     ended: Signal,
     _runtime: PhantomData<fn() -> (R, K)>,
 }
@@ -518,6 +520,7 @@ impl<H: Handler, R: Runtime + Default, K> UnthreadedController<H, R, K> {
             addrs: Vec::new(),
             shutdown: None,
             ended: fired_signal(),
+            stops: Stop::default(),
             _runtime: PhantomData,
         }
     }
@@ -533,11 +536,12 @@ impl<H: Handler, R: Runtime + Default, K> UnthreadedController<H, R, K> {
         let shutdown = Signal::new();
         let ended = Signal::new();
         self.ended = ended.clone();
+        self.stops = Stop::hard_only(shutdown.clone());
         let fut = accept_loop(
             runtime.clone(),
             listeners,
             self.settings.share(self.handler.clone()),
-            Stop::hard_only(shutdown.clone()),
+            self.stops.clone(),
             // The caller's runtime may have other work: never spin on it.
             None,
         );
@@ -565,11 +569,28 @@ impl<H: Handler, R: Runtime + Default, K> UnthreadedController<H, R, K> {
         Ok(())
     }
 
+    /// Asks the server to stop gracefully, as
+    /// [`ThreadedController::stop_gracefully`] does: it stops accepting; sessions
+    /// between commands get `421 4.3.2` now, the others after their message,
+    /// and whatever is left at `deadline` gets `421`. [`Self::ended`] fires once
+    /// it has stopped (await it, or [`Self::finalize`]).
+    pub fn end_gracefully(&mut self, deadline: Duration) -> Result<(), ServerError> {
+        if self.shutdown.is_none() {
+            return Err(ServerError::NotRunning);
+        }
+        self.addrs.clear();
+        self.stops.begin_graceful(deadline);
+        Ok(())
+    }
+
     /// Stops the server and waits until the listener is closed and connections ended.
+    /// After [`Self::end_gracefully`], waits for the graceful stop instead.
     pub async fn finalize(&mut self) {
         if let Some(s) = self.shutdown.take() {
             self.addrs.clear();
-            s.fire();
+            if !self.stops.graceful.is_fired() {
+                s.fire();
+            }
         }
         self.ended.wait().await;
     }

@@ -81,6 +81,56 @@ fn unthreaded_controller_begin_serve_end() {
 }
 
 #[test]
+fn unthreaded_controller_ends_gracefully() {
+    within(LIMIT, || {
+        crate::block_on(async {
+            let inbox = Recorder::default();
+            let mut controller = rt::UnthreadedController::new(inbox.clone())
+                .with_hostname("127.0.0.1")
+                .with_port(0)
+                .with_config(config());
+            controller.begin().unwrap();
+            let addr = controller.local_addr().unwrap();
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+            let client = std::thread::spawn(move || {
+                let mut idle = Client::connect(addr);
+                idle.greeting();
+                assert_eq!(idle.cmd("HELO client.test"), format!("250 {HOST}"));
+                let mut sending = Client::connect(addr);
+                sending.greeting();
+                assert_eq!(sending.cmd("HELO client.test"), format!("250 {HOST}"));
+                assert_eq!(sending.cmd("MAIL FROM:<a@b>"), "250 OK");
+                assert_eq!(sending.cmd("RCPT TO:<c@d>"), "250 OK");
+                assert_eq!(sending.cmd("DATA"), "354 End data with <CR><LF>.<CR><LF>");
+                sending.send(b"Subject: in flight\r\n\r\n");
+                tx.send(()).unwrap();
+                let idle_last = idle.reply1();
+                go_rx.recv().unwrap();
+                sending.send(b"the rest\r\n.\r\n");
+                (idle_last, sending.reply1(), sending.reply1())
+            });
+            for _ in 0..500 {
+                if rx.try_recv().is_ok() {
+                    break;
+                }
+                crate::sleep(Duration::from_millis(10)).await;
+            }
+            controller.end_gracefully(Duration::from_secs(10)).unwrap();
+            go_tx.send(()).unwrap();
+            controller.finalize().await;
+            let (idle_last, delivered, last) = join_thread(client).await;
+            let goodbye = format!("421 4.3.2 {HOST} Service shutting down");
+            assert_eq!(idle_last, goodbye, "an idle session at once");
+            assert_eq!(delivered, "250 OK", "the message in progress is delivered");
+            assert_eq!(last, goodbye);
+            assert_eq!(messages(&inbox.inbox).len(), 1);
+            assert_refused(addr);
+        })
+    });
+}
+
+#[test]
 fn unthreaded_controller_finalize_closes_open_connections() {
     within(LIMIT, || {
         crate::block_on(async {
