@@ -189,6 +189,14 @@ fn bad_arguments_exit_2_with_one_line() {
         ),
         (&["-n", "--timeout", "never"][..], "--timeout"),
         (&["-n", "--max-connections", "0"][..], "--max-connections"),
+        (
+            &["-n", "--max-messages-per-connection", "0"][..],
+            "--max-messages-per-connection",
+        ),
+        (
+            &["-n", "--max-auth-failures", "x"][..],
+            "--max-auth-failures",
+        ),
     ] {
         let out = run(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -347,6 +355,10 @@ fn connection_limits_and_the_idle_timeout_from_the_command_line() {
         "0.5",
         "--hook-timeout",
         "5",
+        "--max-messages-per-connection",
+        "3",
+        "--max-auth-failures",
+        "2",
         "-l",
         &format!("127.0.0.1:{port}"),
     ]);

@@ -181,6 +181,18 @@ struct Args {
           value_parser = clap::value_parser!(u64).range(1..))]
     max_connections_per_ip: Option<u64>,
 
+    /// Most messages per connection; the next MAIL gets `421 4.7.0` and the
+    /// connection closes (default: no limit).
+    #[arg(long = "max-messages-per-connection", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_messages_per_connection: Option<u32>,
+
+    /// Failed AUTH attempts per connection before `421 4.7.0` and a close
+    /// (default: no limit, as aiosmtpd).
+    #[arg(long = "max-auth-failures", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_auth_failures: Option<u32>,
+
     /// Seconds a stop (SIGTERM, SIGINT) waits for the messages in progress
     /// to finish: sessions between commands get `421` at once, the others
     /// after their message; at the deadline, everything left gets `421`. A
@@ -398,6 +410,8 @@ fn config(args: &Args) -> Config {
     config.refuse_control_characters = args.refuse_control_characters;
     config.extensions = args.extensions;
     config.timeout = std::time::Duration::from_secs_f64(args.timeout);
+    config.max_messages_per_connection = args.max_messages_per_connection;
+    config.max_auth_failures = args.max_auth_failures;
     config.data_line_length_limit = (args.max_line_length > 0).then_some(args.max_line_length);
     config.recipient_limit = args.max_recipients.map(|n| n as usize);
     config.proxy_protocol_timeout = args

@@ -136,6 +136,15 @@ pub struct Config {
     /// too many recipients` and LIMITS advertises it as `RCPTMAX`. Default
     /// `None`: no limit (aiosmtpd has none).
     pub recipient_limit: Option<usize>,
+    /// Most messages per connection: once this many were answered, the next
+    /// MAIL gets `421 4.7.0 <host> Too many messages on one connection` and
+    /// the connection closes (the client reconnects). Default `None`.
+    pub max_messages_per_connection: Option<u32>,
+    /// Most failed AUTH attempts per connection: the one that reaches it gets
+    /// its `535`, then `421 4.7.0 <host> Too many failed authentication
+    /// attempts` and the connection closes. Default `None` (aiosmtpd has no
+    /// limit).
+    pub max_auth_failures: Option<u32>,
     /// Expect a PROXY protocol header (v1 or v2) within this time before the
     /// greeting (aiosmtpd's `proxy_protocol_timeout`); `None`: no PROXY protocol.
     pub proxy_protocol_timeout: Option<Duration>,
@@ -165,6 +174,8 @@ impl Config {
             lmtp: false,
             extensions: Extensions::NONE,
             recipient_limit: None,
+            max_messages_per_connection: None,
+            max_auth_failures: None,
             proxy_protocol_timeout: None,
         }
     }

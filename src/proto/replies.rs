@@ -294,6 +294,10 @@ template! {
     HANDLER_TIMED_OUT = 421 "4.3.0 " _ " Error: handler timed out, closing transmission channel";
     /// The server is shutting down.
     SHUTTING_DOWN = 421 "" _ " Service not available, closing transmission channel";
+    /// MAIL past [`Config::max_messages_per_connection`](super::Config::max_messages_per_connection).
+    TOO_MANY_MESSAGES = 421 "4.7.0 " _ " Too many messages on one connection, closing";
+    /// The AUTH failure that reaches [`Config::max_auth_failures`](super::Config::max_auth_failures).
+    TOO_MANY_AUTH_FAILURES = 421 "4.7.0 " _ " Too many failed authentication attempts, closing";
     /// The server is shutting down gracefully: between commands at once,
     /// after the message in progress otherwise.
     SHUTTING_DOWN_GRACEFULLY = 421 "4.3.2 " _ " Service shutting down";

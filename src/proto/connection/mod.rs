@@ -94,6 +94,10 @@ pub struct Connection {
     start_pending: bool,
     /// A message began and has not reached its end (its DATA hook) yet.
     message_open: bool,
+    /// Messages answered on this connection (for the message limit).
+    messages: u32,
+    /// Failed AUTH attempts on this connection.
+    auth_failures: u32,
     /// A graceful shutdown waits for the message in progress to end.
     closing_after_message: bool,
     /// The spool of an abandoned message, for [`Action::MessageAbort`];
@@ -184,6 +188,8 @@ impl Connection {
             start_pending: false,
             message_open: false,
             closing_after_message: false,
+            messages: 0,
+            auth_failures: 0,
             aborted: super::Spool::default(),
             abort: AbortState::None,
             pending_mail: MailParams::default(),

@@ -157,10 +157,26 @@ impl Connection {
                     step: step + 1,
                 });
             }
-            (AuthResult::Failure(Some(r)), _) => self.push_reply(&r),
-            (AuthResult::Failure(None) | AuthResult::Challenge(_), _) => {
-                self.push(replies::AUTH_INVALID)
+            (AuthResult::Failure(Some(r)), _) => {
+                self.push_reply(&r);
+                self.auth_failed();
             }
+            (AuthResult::Failure(None) | AuthResult::Challenge(_), _) => {
+                self.push(replies::AUTH_INVALID);
+                self.auth_failed();
+            }
+        }
+    }
+
+    /// Counts a refused AUTH against [`Config::max_auth_failures`](super::super::Config).
+    fn auth_failed(&mut self) {
+        self.auth_failures = self.auth_failures.saturating_add(1);
+        if self
+            .config
+            .max_auth_failures
+            .is_some_and(|max| self.auth_failures >= max)
+        {
+            self.push_closing(replies::TOO_MANY_AUTH_FAILURES);
         }
     }
 }

@@ -170,6 +170,7 @@ impl Connection {
     pub(super) fn ask(&mut self, ask: Ask) {
         if matches!(ask, Ask::Data | Ask::LmtpData) {
             self.end_message();
+            self.messages = self.messages.saturating_add(1);
         }
         self.enter(State::Hook(ask));
     }

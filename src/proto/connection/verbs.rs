@@ -124,6 +124,13 @@ impl Connection {
         if self.envelope.mail_from.is_some() {
             return self.push(replies::NESTED_MAIL);
         }
+        if self
+            .config
+            .max_messages_per_connection
+            .is_some_and(|max| self.messages >= max)
+        {
+            return self.push_closing(replies::TOO_MANY_MESSAGES);
+        }
         let checks = MailChecks {
             smtputf8: self.config.enable_smtputf8,
             size_limit: self.config.data_size_limit,

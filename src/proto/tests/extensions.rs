@@ -827,3 +827,44 @@ fn an_abandoned_message_is_aborted_once_and_a_delivered_one_never() {
         "the timeout aborts the message with its spool"
     );
 }
+
+#[test]
+fn messages_and_auth_failures_per_connection_are_limited() {
+    let mut config = plain();
+    config.max_messages_per_connection = Some(2);
+    let message: &[u8] = b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nhi\r\n.\r\n";
+    let trace = transcript(
+        config,
+        &[b"HELO x\r\n", message, message, b"MAIL FROM:<a@b>\r\n"],
+        &[
+            "250 mx.example",
+            "250 OK",
+            "250 OK",
+            "354 End data with <CR><LF>.<CR><LF>",
+            "250 OK",
+            "250 OK",
+            "250 OK",
+            "354 End data with <CR><LF>.<CR><LF>",
+            "250 OK",
+            "421 4.7.0 mx.example Too many messages on one connection, closing",
+        ],
+    );
+    assert!(trace.closed);
+    let mut config = plain();
+    config.auth_require_tls = false;
+    config.max_auth_failures = Some(2);
+    let trace = transcript(
+        config,
+        &[b"EHLO x\r\nAUTH PLAIN AHUAcA==\r\nAUTH PLAIN AHUAcA==\r\nNOOP\r\n"],
+        &[
+            "250-mx.example",
+            "250-8BITMIME",
+            "250-AUTH LOGIN PLAIN",
+            "250 HELP",
+            "535 5.7.8 Authentication credentials invalid",
+            "535 5.7.8 Authentication credentials invalid",
+            "421 4.7.0 mx.example Too many failed authentication attempts, closing",
+        ],
+    );
+    assert!(trace.closed);
+}
