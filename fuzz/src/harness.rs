@@ -273,6 +273,11 @@ pub fn config(selector: u8, tweaks: u8) -> Config {
         c.extensions = Extensions::all();
         c.recipient_limit = Some(3);
     }
+    // And with the per-connection limits.
+    if (selector / 12) % 2 == 1 {
+        c.max_messages_per_connection = Some(2);
+        c.max_auth_failures = Some(2);
+    }
     c
 }
 
