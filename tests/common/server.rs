@@ -74,7 +74,12 @@ impl Server {
                     );
                     break;
                 }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                // A connection to the server, not a loopback self-connect
+                // (the client's ephemeral port can be the free port itself,
+                // which then keeps the server from binding it).
+                let up = TcpStream::connect(("127.0.0.1", port))
+                    .is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok());
+                if up {
                     return Server {
                         child,
                         port,
