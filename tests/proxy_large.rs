@@ -10,22 +10,18 @@
 #[path = "../examples/hash_stream.rs"]
 mod hash_stream;
 
-use std::io::{BufRead, BufReader, Write};
+#[path = "common/large_message.rs"]
+mod large_message;
+
+use large_message::{reply, status_kib};
+
+use std::io::{BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
 use hash_stream::{Fnv1a, Hasher};
 use smtpkit::handlers::Proxy;
 use smtpkit::tokio::Controller;
-
-fn status_kib(field: &str) -> usize {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .expect("a /proc/self/status field")
-}
 
 #[test]
 fn a_50_mib_message_is_relayed_from_a_spool_file_in_bounded_memory() {
@@ -55,16 +51,6 @@ fn a_50_mib_message_is_relayed_from_a_spool_file_in_bounded_memory() {
         .unwrap();
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut writer = stream;
-    let reply = |reader: &mut BufReader<TcpStream>| {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            reader.read_line(&mut line).unwrap();
-            if line.as_bytes().get(3) != Some(&b'-') {
-                return line.trim_end().to_owned();
-            }
-        }
-    };
     assert!(reply(&mut reader).starts_with("220 "));
     writer
         .write_all(b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n")

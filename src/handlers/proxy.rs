@@ -333,11 +333,7 @@ impl Handler for Proxy {
             let mut spooling = self.spool_pending(spooling).await?;
             let mail_from = envelope.mail_from.clone().unwrap_or_default();
             let rcpt_tos = envelope.rcpt_tos.clone();
-            let options = Options {
-                smtp_utf8: envelope.smtp_utf8,
-                dsn: envelope.dsn.clone(),
-                rcpt_dsn: envelope.rcpt_dsn.clone(),
-            };
+            let options = Options::of(envelope);
             let proxy = self.clone();
             let relay = self.pool.run(move || {
                 let ascii = spooling.prepare.ascii;
@@ -771,6 +767,17 @@ struct Options {
     rcpt_dsn: Vec<crate::proto::RcptDsn>,
 }
 
+impl Options {
+    /// What `envelope` asks of the relay.
+    fn of(envelope: &Envelope) -> Self {
+        Options {
+            smtp_utf8: envelope.smtp_utf8,
+            dsn: envelope.dsn.clone(),
+            rcpt_dsn: envelope.rcpt_dsn.clone(),
+        }
+    }
+}
+
 /// True when the upstream's EHLO reply lists `keyword` (asked again: lettre
 /// keeps only the extensions it knows).
 fn offers(conn: &mut SmtpConnection, hello: &ClientId, keyword: &str) -> bool {
@@ -1001,39 +1008,67 @@ struct Stuffer {
     /// The last two bytes passed on (before stuffing), and how many there were.
     prev: [u8; 2],
     count: usize,
-    /// Up to two bytes held back: a final CRLF is dropped.
-    held: Vec<u8>,
+    /// Up to two bytes held back (`held[..held_len]`): a final CRLF is dropped.
+    held: [u8; 2],
+    held_len: usize,
 }
 
 impl Stuffer {
     fn feed(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
+        if bytes.len() >= 2 {
+            // Everything but the last two bytes goes out, in runs.
+            let held = self.held;
+            self.emit(&held[..self.held_len], out);
+            self.emit(&bytes[..bytes.len() - 2], out);
+            self.held.copy_from_slice(&bytes[bytes.len() - 2..]);
+            self.held_len = 2;
+            return;
+        }
         for &b in bytes {
-            self.held.push(b);
-            if self.held.len() > 2 {
-                let first = self.held.remove(0);
-                self.emit(first, out);
+            if self.held_len == 2 {
+                let first = self.held[0];
+                self.emit(&[first], out);
+                self.held = [self.held[1], b];
+            } else {
+                self.held[self.held_len] = b;
+                self.held_len += 1;
             }
         }
     }
 
-    fn emit(&mut self, b: u8, out: &mut Vec<u8>) {
-        if b == b'.' && self.count > 0 {
-            let after_bare_lf = self.prev[1] == b'\n' && (self.count < 2 || self.prev[0] != b'\r');
-            if after_bare_lf || self.prev[1] == b'\r' {
+    /// Passes `run` on, doubling each dot after a bare LF or a CR.
+    fn emit(&mut self, run: &[u8], out: &mut Vec<u8>) {
+        let mut start = 0;
+        for i in memchr::memchr_iter(b'.', run) {
+            let p1 = if i >= 1 { run[i - 1] } else { self.prev[1] };
+            let p0 = match i {
+                0 => self.prev[0],
+                1 => self.prev[1],
+                _ => run[i - 2],
+            };
+            let before = self.count + i;
+            let after_bare_lf = p1 == b'\n' && (before < 2 || p0 != b'\r');
+            if before > 0 && (after_bare_lf || p1 == b'\r') {
+                out.extend_from_slice(&run[start..i]);
                 out.push(b'.');
+                start = i;
             }
         }
-        out.push(b);
-        self.prev = [self.prev[1], b];
-        self.count += 1;
+        out.extend_from_slice(&run[start..]);
+        match run {
+            [] => {}
+            [b] => self.prev = [self.prev[1], *b],
+            [.., a, b] => self.prev = [*a, *b],
+        }
+        self.count += run.len();
     }
 
     fn finish(&mut self, out: &mut Vec<u8>) {
-        if self.held == b"\r\n" {
-            self.held.clear();
-        }
-        for b in std::mem::take(&mut self.held) {
-            self.emit(b, out);
+        let held = self.held;
+        let held = &held[..self.held_len];
+        self.held_len = 0;
+        if held != b"\r\n" {
+            self.emit(held, out);
         }
     }
 }
